@@ -1,0 +1,1 @@
+"""SuperMega Bank Customer Account API (read-only JSON over HTTP)."""

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the controller's system packages (Debian 12 / Ubuntu 24.04, as root).
+# Everything here comes from the distribution's archive; Python tooling goes
+# into the project venv (make venv), never into the system Python.
+set -euo pipefail
+
+packages=(
+  make git ca-certificates curl openssl rsync
+  python3 python3-venv python3-pip
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-host-deps: needs root (apt-get); run it with sudo" >&2
+  exit 1
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-host-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-host-deps: all ${#packages[@]} packages present"
+fi
