@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Boot and stop throwaway qemu VMs for the project's tests.
+
+One tool serves Molecule's create/destroy playbooks, the baked-image checks
+and the non-functional suite, so every test VM is made the same way:
+
+- a qcow2 overlay on a base image (the base is never written to);
+- a NoCloud seed ISO carrying a per-run SSH key, a user with passwordless
+  sudo, a hostname and a fresh instance-id;
+- qemu user-mode networking with SSH (and any --forward) bound to 127.0.0.1
+  only, on free ports;
+- the accelerator as a setting (--accel / $VM_ACCEL): kvm where it works,
+  tcg where it does not (this project's CI);
+- `start` returns only once sshd answers with its banner, and prints the
+  connection facts as JSON; `stop` kills by pidfile and removes the VM's files.
+
+    qemu_vm.py start --name api --dir DIR --base IMG --ssh-pubkey KEY.pub [...]
+    qemu_vm.py stop --dir DIR
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+STATE = "vm.json"
+
+
+def log(message):
+    print(f"qemu_vm: {message}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_ssh_banner(port, deadline, proc_alive):
+    """hostfwd accepts TCP before sshd is up, so wait for the banner itself."""
+    while time.monotonic() < deadline:
+        if not proc_alive():
+            raise SystemExit("qemu_vm: qemu exited while booting (see the console log)")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.settimeout(10)
+                if s.recv(64).startswith(b"SSH-2.0-"):
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"qemu_vm: no SSH banner on 127.0.0.1:{port} before the timeout")
+
+
+def make_seed(directory, name, user, pubkey, extra_user_data):
+    meta = f"instance-id: {uuid.uuid4()}\nlocal-hostname: {name}\n"
+    user_data = "#cloud-config\n" + json.dumps({
+        "users": [{
+            "name": user,
+            "shell": "/bin/bash",
+            "sudo": "ALL=(ALL) NOPASSWD:ALL",
+            "lock_passwd": True,
+            "ssh_authorized_keys": [pubkey],
+        }],
+        "ssh_pwauth": False,
+        "disable_root": True,
+        **extra_user_data,
+    }, indent=1) + "\n"
+    seed_dir = os.path.join(directory, "seed")
+    os.makedirs(seed_dir, exist_ok=True)
+    for fname, text in (("meta-data", meta), ("user-data", user_data)):
+        with open(os.path.join(seed_dir, fname), "w") as f:
+            f.write(text)
+    iso = os.path.join(directory, "seed.iso")
+    subprocess.run(
+        ["xorriso", "-as", "genisoimage", "-quiet", "-output", iso, "-volid", "cidata",
+         "-joliet", "-rock", os.path.join(seed_dir, "user-data"),
+         os.path.join(seed_dir, "meta-data")],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return iso
+
+
+def accel_args(accel):
+    if accel == "kvm":
+        return ["-accel", "kvm", "-cpu", "host"]
+    if accel == "tcg":
+        return ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    raise SystemExit(f"qemu_vm: --accel must be 'kvm' or 'tcg', not {accel!r}")
+
+
+def start(args):
+    directory = os.path.abspath(args.dir)
+    if os.path.exists(os.path.join(directory, "qemu.pid")):
+        raise SystemExit(f"qemu_vm: {directory} already holds a VM; stop it first")
+    if not os.path.isfile(args.base):
+        raise SystemExit(f"qemu_vm: base image {args.base} not found (make base-image)")
+    for tool in ("qemu-system-x86_64", "qemu-img", "xorriso"):
+        if not shutil.which(tool):
+            raise SystemExit(f"qemu_vm: '{tool}' not found (apt install qemu-system-x86 "
+                             "qemu-utils xorriso)")
+    os.makedirs(directory, exist_ok=True)
+    with open(args.ssh_pubkey) as f:
+        pubkey = f.read().strip()
+
+    disk = os.path.join(directory, "disk.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+                    "-b", os.path.abspath(args.base), disk, args.disk_size], check=True)
+    seed = make_seed(directory, args.name, args.user, pubkey,
+                     json.loads(args.user_data_json))
+
+    ssh_port = free_port()
+    forwards = {"ssh": {"host": ssh_port, "guest": 22}}
+    hostfwd = [f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
+    for spec in args.forward:
+        label, _, ports = spec.partition("=")
+        host, _, guest = ports.partition(":")
+        host_port = int(host) if host not in ("", "0") else free_port()
+        forwards[label] = {"host": host_port, "guest": int(guest)}
+        hostfwd.append(f"hostfwd=tcp:127.0.0.1:{host_port}-:{guest}")
+
+    pidfile = os.path.join(directory, "qemu.pid")
+    console = os.path.join(directory, "console.log")
+    argv = [
+        "qemu-system-x86_64", *accel_args(args.accel),
+        "-name", args.name, "-m", str(args.memory), "-smp", str(args.cpus),
+        "-drive", f"file={disk},if=virtio,format=qcow2,discard=unmap",
+        "-drive", f"file={seed},if=virtio,format=raw,media=cdrom,readonly=on",
+        "-netdev", "user,id=n0," + ",".join(hostfwd),
+        "-device", "virtio-net-pci,netdev=n0",
+        "-device", "virtio-rng-pci",
+        *args.qemu_arg,
+        "-display", "none", "-vga", "none",
+        "-serial", f"file:{console}", "-monitor", "none",
+        "-daemonize", "-pidfile", pidfile,
+    ]
+    started = time.monotonic()
+    subprocess.run(argv, check=True)
+    with open(pidfile) as f:
+        pid = int(f.read().strip())
+
+    def alive():
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    state = {
+        "instance": args.name,
+        "address": "127.0.0.1",
+        "port": ssh_port,
+        "user": args.user,
+        "identity_file": os.path.abspath(args.ssh_pubkey[:-4])
+        if args.ssh_pubkey.endswith(".pub") else "",
+        "become_method": "sudo",
+        "pid": pid,
+        "dir": directory,
+        "forwards": forwards,
+        "accel": args.accel,
+        "argv": argv,
+    }
+    with open(os.path.join(directory, STATE), "w") as f:
+        json.dump(state, f, indent=1)
+    try:
+        wait_for_ssh_banner(ssh_port, started + args.timeout, alive)
+    except SystemExit:
+        stop_dir(directory)
+        raise
+    state["boot_seconds"] = round(time.monotonic() - started, 1)
+    with open(os.path.join(directory, STATE), "w") as f:
+        json.dump(state, f, indent=1)
+    log(f"{args.name}: SSH on 127.0.0.1:{ssh_port} after {state['boot_seconds']}s "
+        f"({args.accel})")
+    json.dump(state, sys.stdout)
+    print()
+
+
+def stop_dir(directory, keep=False):
+    pidfile = os.path.join(directory, "qemu.pid")
+    if os.path.exists(pidfile):
+        with open(pidfile) as f:
+            text = f.read().strip()
+        pid = int(text) if text else 0
+        if pid and is_our_qemu(pid, directory):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+                time.sleep(0.2)
+            if os.path.exists(f"/proc/{pid}"):
+                os.kill(pid, signal.SIGKILL)
+                time.sleep(0.5)
+            log(f"stopped qemu pid {pid}")
+        if os.path.exists(pidfile):  # qemu removes it itself on a clean exit
+            os.unlink(pidfile)
+    if not keep:
+        for name in ("disk.qcow2", "seed.iso", STATE):
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                os.unlink(path)
+        shutil.rmtree(os.path.join(directory, "seed"), ignore_errors=True)
+
+
+def is_our_qemu(pid, directory):
+    """Only ever signal the qemu that this directory started."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().decode(errors="replace")
+    except OSError:
+        return False
+    return "qemu-system" in cmdline and directory in cmdline
+
+
+def stop(args):
+    stop_dir(os.path.abspath(args.dir), keep=args.keep_disk)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("start", help="boot a VM and wait for SSH")
+    p.add_argument("--name", required=True)
+    p.add_argument("--dir", required=True, help="where the VM's files live")
+    p.add_argument("--base", required=True, help="base qcow2 image")
+    p.add_argument("--ssh-pubkey", required=True)
+    p.add_argument("--user", default="admin")
+    p.add_argument("--memory", type=int, default=1024, help="MiB")
+    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--disk-size", default="8G")
+    p.add_argument("--accel", default=os.environ.get("VM_ACCEL", "tcg"))
+    p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--forward", action="append", default=[],
+                   help="LABEL=HOSTPORT:GUESTPORT on 127.0.0.1 (HOSTPORT 0: pick a free one)")
+    p.add_argument("--qemu-arg", action="append", default=[],
+                   help="extra qemu argument (repeat)")
+    p.add_argument("--user-data-json", default="{}",
+                   help="extra cloud-config keys, as JSON")
+    p.set_defaults(func=start)
+
+    p = sub.add_parser("stop", help="kill the VM by pidfile and remove its files")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--keep-disk", action="store_true")
+    p.set_defaults(func=stop)
+
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
