@@ -30,6 +30,9 @@ import time
 import uuid
 
 STATE = "vm.json"
+# Under TCG every instruction is emulated: a CPU model without AVX makes
+# glibc pick SSE code paths, which TCG runs faster than its AVX emulation.
+TCG_CPU = "qemu64"
 
 
 def log(message):
@@ -86,11 +89,11 @@ def make_seed(directory, name, user, pubkey, extra_user_data):
     return iso
 
 
-def accel_args(accel):
+def accel_args(accel, cpu):
     if accel == "kvm":
-        return ["-accel", "kvm", "-cpu", "host"]
+        return ["-accel", "kvm", "-cpu", cpu or "host"]
     if accel == "tcg":
-        return ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        return ["-accel", "tcg,thread=multi", "-cpu", cpu or TCG_CPU]
     raise SystemExit(f"qemu_vm: --accel must be 'kvm' or 'tcg', not {accel!r}")
 
 
@@ -127,7 +130,7 @@ def start(args):
     pidfile = os.path.join(directory, "qemu.pid")
     console = os.path.join(directory, "console.log")
     argv = [
-        "qemu-system-x86_64", *accel_args(args.accel),
+        "qemu-system-x86_64", *accel_args(args.accel, args.cpu),
         "-name", args.name, "-m", str(args.memory), "-smp", str(args.cpus),
         "-drive", f"file={disk},if=virtio,format=qcow2,discard=unmap",
         "-drive", f"file={seed},if=virtio,format=raw,media=cdrom,readonly=on",
@@ -234,6 +237,8 @@ def main():
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("--disk-size", default="8G")
     p.add_argument("--accel", default=os.environ.get("VM_ACCEL", "tcg"))
+    p.add_argument("--cpu", default=os.environ.get("VM_CPU", ""),
+                   help=f"qemu CPU model (default: host under kvm, {TCG_CPU} under tcg)")
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--forward", action="append", default=[],
                    help="LABEL=HOSTPORT:GUESTPORT on 127.0.0.1 (HOSTPORT 0: pick a free one)")

@@ -25,10 +25,16 @@ suite=bookworm
 log() { printf 'base-image: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# What a cloud image boots with. Beyond the essentials (kernel, GRUB,
+# systemd, sshd, cloud-init, python3 for Ansible, qemu-guest-agent for
+# Vagrant), it carries the packages Ubuntu 24.04's cloud image ships by
+# default and Debian's does not (ufw, unattended-upgrades, timesyncd, cron,
+# logrotate, curl), so a converge here does the same work as on the real target.
 packages=(
   linux-image-cloud-amd64 grub-pc systemd-sysv systemd-resolved udev dbus
   openssh-server sudo python3 python3-apt cloud-init cloud-guest-utils
   qemu-guest-agent ca-certificates netbase iproute2 kmod procps less
+  ufw unattended-upgrades systemd-timesyncd cron logrotate curl
 )
 
 # The recipe: what goes into the image. Any change gives a new cache key.

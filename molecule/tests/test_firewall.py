@@ -1,0 +1,33 @@
+"""ufw: default deny in, SSH rate-limited, 80 and 443 open, nothing else."""
+
+import re
+
+
+def ufw_status(host):
+    return host.check_output("sudo ufw status verbose")
+
+
+def test_ufw_active_with_default_deny(host):
+    status = ufw_status(host)
+    assert "Status: active" in status
+    assert re.search(r"Default: deny \(incoming\), allow \(outgoing\), deny \(routed\)", status)
+
+
+def test_only_ssh_http_https_are_allowed(host):
+    rules = [line for line in ufw_status(host).splitlines()
+             if re.match(r"^\d+/tcp( \(v6\))?\s", line)]
+    ports = {(line.split()[0].split("/")[0], line.split()[1]) for line in rules}
+    assert ports == {("22", "LIMIT"), ("80", "ALLOW"), ("443", "ALLOW")}, rules
+
+
+def test_ufw_starts_at_boot(host):
+    assert "ENABLED=yes" in host.file("/etc/ufw/ufw.conf").content_string
+    assert host.service("ufw").is_enabled
+
+
+def test_fail2ban_jails(host):
+    status = host.check_output("sudo fail2ban-client status")
+    assert "sshd" in status and "nginx-limit-req" in status
+    sshd = host.check_output("sudo fail2ban-client get sshd journalmatch")
+    assert "sshd" in sshd  # the systemd journal backend, not a log file
+    assert host.check_output("sudo fail2ban-client get sshd banaction").startswith("nftables")

@@ -1,0 +1,46 @@
+"""Log files, rotation that loses nothing, and journald caps."""
+
+import json
+
+from conftest import API, API_LOG_DIR
+
+
+def test_logrotate_config_is_clean(host):
+    out = host.run("sudo logrotate -d /etc/logrotate.conf")
+    assert out.rc == 0
+    assert "error" not in out.stderr.lower(), out.stderr
+    for conf in [f"/etc/logrotate.d/{API}", "/etc/logrotate.d/nginx"]:
+        content = host.file(conf).content_string
+        assert "copytruncate" not in content
+        assert "daily" in content and "rotate 14" in content and "compress" in content
+
+
+def test_log_files_owned_for_their_writers(host):
+    log_dir = host.file(API_LOG_DIR)
+    assert (log_dir.user, log_dir.mode) == (API, 0o750)
+    for name in ["access.log", "error.log"]:
+        f = host.file(f"{API_LOG_DIR}/{name}")
+        assert f.exists and f.user == API and f.mode & 0o007 == 0
+
+
+def test_nginx_access_log_is_json(host, http):
+    http("/customers/111", headers={"X-Request-ID": "json-log-check-001"})
+    host.run_expect([0], "sleep 1")
+    line = host.check_output("sudo grep json-log-check-001 /var/log/nginx/access.log | tail -1")
+    entry = json.loads(line)
+    assert entry["status"] == 200 and entry["uri"] == "/customers/111"
+    assert entry["upstream_status"] == "200"
+    assert float(entry["request_time"]) >= 0
+
+
+def test_forced_rotation_keeps_logging(host, http):
+    host.run_expect([0], "sudo logrotate -f /etc/logrotate.conf")
+    host.run_expect([0], "sleep 2")
+    assert host.file(f"{API_LOG_DIR}/access.log.1").exists
+    assert host.file("/var/log/nginx/access.log.1").exists
+    http("/customers/222", headers={"X-Request-ID": "after-rotation-0001"})
+    host.run_expect([0], "sleep 1")
+    assert host.run(f"sudo grep -q after-rotation-0001 {API_LOG_DIR}/access.log").rc == 0
+    assert host.run("sudo grep -q after-rotation-0001 /var/log/nginx/access.log").rc == 0
+    # and nothing went to the rotated files after the rotation
+    assert host.run(f"sudo grep -q after-rotation-0001 {API_LOG_DIR}/access.log.1").rc != 0

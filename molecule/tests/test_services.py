@@ -1,0 +1,67 @@
+"""The services are up, enabled, and the only things listening."""
+
+import re
+
+import pytest
+
+from conftest import API, API_SOCKET
+
+
+@pytest.mark.parametrize("unit", [
+    "ssh.service", "nginx.service", f"{API}.socket", f"{API}.service", "auditd.service",
+    "fail2ban.service", "ufw.service", "systemd-timesyncd.service", "apt-daily-upgrade.timer",
+])
+def test_unit_active_and_enabled(host, unit):
+    service = host.service(unit)
+    assert service.is_running, f"{unit} is not active"
+    assert service.is_enabled, f"{unit} is not enabled"
+
+
+def test_no_failed_units(host):
+    failed = host.check_output("systemctl list-units --state=failed --no-legend --plain")
+    assert failed.strip() == ""
+
+
+def listeners(host, proto):
+    out = host.check_output(f"sudo ss -H -{proto}lnp")
+    found = []
+    for line in out.splitlines():
+        fields = line.split()
+        local = fields[3] if proto == "t" else fields[3]
+        address, _, port = local.rpartition(":")
+        process = re.search(r'\(\("([^"]+)"', line)
+        found.append((address.strip("[]").split("%")[0], int(port), process.group(1) if process else "?"))
+    return found
+
+
+def is_loopback(address):
+    return address.startswith("127.") or address == "::1"
+
+
+def test_only_sshd_and_nginx_listen_beyond_loopback_on_tcp(host):
+    public = {(port, proc) for address, port, proc in listeners(host, "t") if not is_loopback(address)}
+    assert public == {(22, "sshd"), (80, "nginx"), (443, "nginx")}
+
+
+def test_nothing_but_dhcp_listens_beyond_loopback_on_udp(host):
+    public = {(port, proc) for address, port, proc in listeners(host, "u") if not is_loopback(address)}
+    assert public <= {(68, "systemd-network")}, public
+
+
+def test_gunicorn_listens_only_on_its_unix_socket(host):
+    gunicorn_inet = [entry for entry in listeners(host, "t") + listeners(host, "u")
+                     if "gunicorn" in entry[2]]
+    assert gunicorn_inet == []
+    sock = host.file(API_SOCKET)
+    assert sock.is_socket
+    assert sock.user == "root" and sock.group == "www-data" and sock.mode == 0o660
+
+
+def test_gunicorn_runs_as_the_service_user_with_many_workers(host):
+    procs = host.process.filter(comm="gunicorn")
+    assert procs, "no gunicorn process"
+    assert {p.user for p in procs} == {API}
+    cpus = int(host.check_output("nproc"))
+    assert len(procs) == 1 + 2 * cpus + 1  # master + (2 x CPUs + 1) workers
+    master = [p for p in procs if p.ppid == 1]
+    assert len(master) == 1

@@ -1,0 +1,79 @@
+"""Static checks of the Ansible roles: docs, specs and defaults agree.
+
+These run without a VM: they catch a variable added to defaults but not to
+the argument specs (so never validated), a README that lies about defaults,
+or a dev-sec control that is neither covered nor waived.
+"""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROLES = sorted(os.path.basename(os.path.dirname(d))
+               for d in glob.glob(os.path.join(ROOT, "ansible/roles/*/tasks")))
+
+
+def load(path):
+    with open(os.path.join(ROOT, path)) as f:
+        return yaml.safe_load(f)
+
+
+def test_the_expected_roles_exist():
+    assert ROLES == ["api", "firewall", "hardening", "nginx", "python_runtime"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_and_argument_specs_agree(role):
+    defaults = load(f"ansible/roles/{role}/defaults/main.yml")
+    specs = load(f"ansible/roles/{role}/meta/argument_specs.yml")["argument_specs"]
+    options = specs["main"]["options"]
+    assert set(defaults) == set(options), set(defaults) ^ set(options)
+    for name, value in defaults.items():
+        assert options[name].get("default") == value, name
+        assert options[name].get("description"), f"{name} has no description"
+        assert name.startswith(f"{role}_"), f"{name} is not prefixed with the role name"
+    # the preflight entry point validates the same options
+    assert specs["preflight"]["options"] == options
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_has_a_preflight_and_a_readme(role):
+    assert os.path.exists(os.path.join(ROOT, f"ansible/roles/{role}/tasks/preflight.yml"))
+    assert os.path.exists(os.path.join(ROOT, f"ansible/roles/{role}/README.md"))
+
+
+def test_site_playbook_preflights_every_role():
+    play = load("ansible/site.yml")[0]
+    preflight = play["pre_tasks"][0]
+    assert preflight["ansible.builtin.include_role"]["tasks_from"] == "preflight"
+    roles = [r["role"] for r in play["roles"]]
+    assert sorted(preflight["loop"]) == sorted(roles) == ROLES
+
+
+def test_readme_variable_tables_are_current():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts/role_docs.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_every_devsec_control_is_covered_or_waived():
+    controls = load("ansible/roles/hardening/controls.yml")
+    covered, waived = set(controls["covered"]), set(controls["waived"])
+    assert not covered & waived
+    for control, entry in controls["covered"].items():
+        test_file, _, test_name = entry["test"].partition("::")
+        path = os.path.join(ROOT, "molecule/tests", test_file)
+        with open(path) as f:
+            assert f"def {test_name}(" in f.read(), f"{control}: {entry['test']} does not exist"
+    # the dev-sec baselines' control ids (linux-baseline os/package/sysctl, ssh-baseline sshd)
+    expected = ({f"os-{i:02d}" for i in range(1, 17)} | {"os-03b", "os-05b"}
+                | {f"package-{i:02d}" for i in (1, 2, 3, 5, 6, 7, 8, 9, 10)}
+                | {f"sysctl-{i:02d}" for i in range(1, 35) if i not in (18, 31)}
+                | {"sysctl-31a", "sysctl-31b"}
+                | {f"sshd-{i:02d}" for i in range(1, 49) if i != 26})
+    assert covered | waived == expected, sorted(expected ^ (covered | waived))
