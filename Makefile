@@ -10,7 +10,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-PY_SOURCES := app testing
+PY_SOURCES := app testing scripts molecule/tests packer ansible/roles/api/files
+
+# Virtual machines: kvm where it works (a laptop), tcg (software emulation)
+# where it does not (this project's CI machines). One setting for Molecule,
+# Packer, the image checks and Vagrant.
+VM_ACCEL ?= tcg
+VM_CPU   ?= $(if $(filter kvm,$(VM_ACCEL)),host,qemu64)
+export VM_ACCEL VM_CPU
+SCENARIO ?= default
 
 .PHONY: help
 help: ## List every target with what it does
@@ -41,14 +49,49 @@ run: venv ## Run the app as supplied: Flask's server on 0.0.0.0:5000 (debug off)
 	$(BIN)/python app/app.py
 
 .PHONY: lint
-lint: venv ## Static checks: ruff, yamllint
+lint: venv ## Static checks: ruff, yamllint, ansible-lint (production), role docs, packer fmt/validate
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production --strict ansible/ molecule/
+	$(BIN)/python scripts/role_docs.py --check
+	bash packer/validate.sh
 
 .PHONY: unit
 unit: venv ## The supplied unittest file, then the pytest suite (in-process and local servers)
 	$(BIN)/python testing/testing.py
 	$(BIN)/python -m pytest -q testing
 
+.PHONY: base-image
+base-image: ## Build (or reuse) the local Debian 12 base qcow2 (root, loop devices)
+	bash packer/base-image/build.sh
+
+.PHONY: molecule-test
+molecule-test: venv ## molecule test on a qemu VM (SCENARIO=default|smoke); times in build/timings.json
+	$(BIN)/python scripts/timed.py molecule -- $(BIN)/molecule test -s $(SCENARIO)
+
+.PHONY: molecule-converge
+molecule-converge: venv ## Boot the scenario's VM (if needed) and converge it
+	$(BIN)/molecule converge -s $(SCENARIO)
+
+.PHONY: molecule-verify
+molecule-verify: venv ## Run the Testinfra suite against the converged VM
+	$(BIN)/molecule verify -s $(SCENARIO)
+
+.PHONY: molecule-login
+molecule-login: venv ## SSH into the scenario's VM
+	$(BIN)/molecule login -s $(SCENARIO)
+
+.PHONY: molecule-destroy
+molecule-destroy: venv ## Stop the scenario's VM and delete its disk
+	$(BIN)/molecule destroy -s $(SCENARIO)
+
+.PHONY: image
+image: venv ## Bake the local qemu image with Packer (build/image/supermega-api.qcow2)
+	$(BIN)/python scripts/timed.py image -- bash packer/build-local.sh
+
+.PHONY: image-verify
+image-verify: venv ## Boot two instances of the baked image; run the Testinfra suite and image checks
+	$(BIN)/python packer/verify.py
+
 .PHONY: test
-test: lint unit ## Everything CI runs: lint, unit tests
+test: lint unit molecule-test image image-verify ## Everything CI runs: lint, unit tests, the VM suites

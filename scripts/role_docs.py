@@ -22,7 +22,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def cell(value):
-    text = json.dumps(value) if not isinstance(value, str) else (f'"{value}"' if value == "" else value)
+    if not isinstance(value, str):
+        text = json.dumps(value)
+    else:
+        text = f'"{value}"' if value == "" else value
     return "`" + text.replace("|", "\\|") + "`"
 
 
@@ -36,7 +39,8 @@ def table(spec_path):
             description = " ".join(description)
         if option.get("choices"):
             description += " One of: " + ", ".join(f"`{c}`" for c in option["choices"]) + "."
-        rows.append(f"| `{name}` | {cell(option.get('default'))} | {description.replace('|', '/')} |")
+        description = description.replace("|", "/")
+        rows.append(f"| `{name}` | {cell(option.get('default'))} | {description} |")
     return "\n".join(rows)
 
 

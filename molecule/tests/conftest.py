@@ -30,8 +30,9 @@ results = []
 conn = None
 def connect():
     if spec["scheme"] == "https":
-        return http.client.HTTPSConnection(spec["address"], spec["port"], context=ctx,
-                                           timeout=spec["timeout"], source_address=(spec["source"], 0))
+        return http.client.HTTPSConnection(
+            spec["address"], spec["port"], context=ctx, timeout=spec["timeout"],
+            source_address=(spec["source"], 0))
     return http.client.HTTPConnection(spec["address"], spec["port"], timeout=spec["timeout"],
                                       source_address=(spec["source"], 0))
 for _ in range(spec["repeat"]):

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from conftest import API, API_ROOT
 
 
@@ -44,7 +43,8 @@ def test_service_restarts_after_a_crash(host):
     host.run_expect([0], f"sudo systemctl kill --signal=KILL --kill-whom=main {API}.service")
     cmd = host.run(
         f"for i in $(seq 60); do p=$(systemctl show -p MainPID --value {API}.service); "
-        f"[ \"$p\" != 0 ] && [ \"$p\" != {before} ] && systemctl is-active -q {API}.service && exit 0; "
+        f"[ \"$p\" != 0 ] && [ \"$p\" != {before} ] && "
+        f"systemctl is-active -q {API}.service && exit 0; "
         "sleep 0.5; done; exit 1")
     assert cmd.rc == 0, "service did not come back after SIGKILL"
 

@@ -1,7 +1,6 @@
 """Owners and modes that matter (linux-baseline os-02, os-03, os-05, os-13)."""
 
 import pytest
-
 from conftest import API, API_CONFIG_DIR, API_ROOT
 
 

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from conftest import API, API_SOCKET
 
 
@@ -27,10 +26,11 @@ def listeners(host, proto):
     found = []
     for line in out.splitlines():
         fields = line.split()
-        local = fields[3] if proto == "t" else fields[3]
+        local = fields[3]
         address, _, port = local.rpartition(":")
         process = re.search(r'\(\("([^"]+)"', line)
-        found.append((address.strip("[]").split("%")[0], int(port), process.group(1) if process else "?"))
+        name = process.group(1) if process else "?"
+        found.append((address.strip("[]").split("%")[0], int(port), name))
     return found
 
 
@@ -39,12 +39,14 @@ def is_loopback(address):
 
 
 def test_only_sshd_and_nginx_listen_beyond_loopback_on_tcp(host):
-    public = {(port, proc) for address, port, proc in listeners(host, "t") if not is_loopback(address)}
+    public = {(port, proc) for address, port, proc in listeners(host, "t")
+              if not is_loopback(address)}
     assert public == {(22, "sshd"), (80, "nginx"), (443, "nginx")}
 
 
 def test_nothing_but_dhcp_listens_beyond_loopback_on_udp(host):
-    public = {(port, proc) for address, port, proc in listeners(host, "u") if not is_loopback(address)}
+    public = {(port, proc) for address, port, proc in listeners(host, "u")
+              if not is_loopback(address)}
     assert public <= {(68, "systemd-network")}, public
 
 

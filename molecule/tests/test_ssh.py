@@ -36,7 +36,17 @@ def sshd(host):
     ("strictmodes", "yes"),
     ("clientaliveinterval", "300"),
     ("clientalivecountmax", "3"),
-    ("debianbanner", "no"),
+    ("kerberosauthentication", "no"),
+    ("gssapiauthentication", "no"),
+    ("x11uselocalhost", "yes"),
+    ("printmotd", "no"),
+    ("printlastlog", "no"),
+    ("banner", "none"),
+    ("syslogfacility", "AUTH"),
+    ("maxsessions", "10"),
+    ("maxstartups", "10:30:60"),
+    ("tcpkeepalive", "no"),
+    ("ignoreuserknownhosts", "yes"),
 ])
 def test_sshd_setting(sshd, key, value):
     assert sshd[key] == value
@@ -57,9 +67,12 @@ def test_no_dsa_host_key(host):
     assert host.file("/etc/ssh/ssh_host_ed25519_key").mode == 0o600
 
 
-def test_sshd_config_is_root_only(host):
+def test_sshd_config_is_root_only_and_complete(host):
     config = host.file("/etc/ssh/sshd_config")
     assert (config.user, config.group, config.mode) == ("root", "root", 0o600)
+    lines = config.content_string.splitlines()
+    assert "DebianBanner no" in lines  # not shown by sshd -T
+    assert not any(line.startswith("Include") for line in lines)
 
 
 def test_weak_dh_moduli_removed(host):
@@ -69,8 +82,10 @@ def test_weak_dh_moduli_removed(host):
 
 def test_password_login_is_refused_by_the_server(host):
     """An SSH client offered only passwords gets no method to try."""
-    out = host.run("ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                   "-o PreferredAuthentications=password,keyboard-interactive -o ConnectTimeout=10 "
-                   "root@127.0.0.1 true")
-    assert out.rc == 255
+    out = host.run("ssh -o BatchMode=yes -o StrictHostKeyChecking=no "
+                   "-o UserKnownHostsFile=/dev/null "
+                   "-o PreferredAuthentications=password,keyboard-interactive "
+                   "-o ConnectTimeout=10 "
+                   "root@127.0.0.1 true; echo ssh-exit=$?")
+    assert "ssh-exit=255" in out.stdout
     assert "Permission denied (publickey)" in out.stderr

@@ -1,0 +1,174 @@
+# The SuperMega Bank Customer Account API image: one build, two sources.
+#
+#   qemu.local         a local qcow2 (laptops, CI): from the Ubuntu 24.04 cloud
+#                      image by default, or any cloud-style base (CI here uses
+#                      the local Debian 12 base from packer/base-image)
+#   amazon-ebs.ubuntu  an AMI from Canonical's Ubuntu 24.04 (aws.pkr.hcl)
+#
+# Both run the one playbook (ansible/site.yml), then seal the image so every
+# instance gets its own identity. Build with `make image` (qemu, here) or see
+# README.md "Build the AMI". Paths are relative to the repository root.
+
+variable "git_revision" {
+  type        = string
+  default     = "unknown"
+  description = "Git revision baked into names and the manifest (make passes it)."
+}
+
+variable "base_image_url" {
+  type        = string
+  default     = "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img"
+  description = "qemu: base cloud image (URL or local path)."
+}
+
+variable "base_image_checksum" {
+  type        = string
+  default     = "file:https://cloud-images.ubuntu.com/noble/current/SHA256SUMS"
+  description = "qemu: checksum of the base image (sha256:<hex> or file:<url>)."
+}
+
+variable "accelerator" {
+  type        = string
+  default     = "kvm"
+  description = "qemu: kvm where it works, tcg (software emulation) where it does not."
+}
+
+variable "qemu_cpu" {
+  type        = string
+  default     = "host"
+  description = "qemu: CPU model (host under kvm; qemu64 is fastest under tcg)."
+}
+
+variable "memory" {
+  type        = number
+  default     = 2048
+  description = "qemu: build VM memory (MiB)."
+}
+
+variable "cpus" {
+  type        = number
+  default     = 2
+  description = "qemu: build VM CPUs."
+}
+
+variable "disk_size" {
+  type        = string
+  default     = "8G"
+  description = "qemu: image disk size (cloud-init grows the root partition to it)."
+}
+
+variable "output_dir" {
+  type        = string
+  default     = "build/image"
+  description = "qemu: where the image is written (must not exist)."
+}
+
+variable "build_ssh_key" {
+  type        = string
+  default     = "build/packer-seed/build_key"
+  description = "qemu: private key of the temporary build user (made per build by make)."
+}
+
+variable "seed_dir" {
+  type        = string
+  default     = "build/packer-seed/cidata"
+  description = "qemu: NoCloud seed (user-data, meta-data) creating the build user."
+}
+
+variable "artifacts_dir" {
+  type        = string
+  default     = "build"
+  description = "Where the manifest, package list and wheel list are written."
+}
+
+locals {
+  timestamp  = formatdate("YYYYMMDDhhmmss", timestamp())
+  image_name = "supermega-api-${local.timestamp}-${var.git_revision}"
+}
+
+source "qemu" "local" {
+  iso_url          = var.base_image_url
+  iso_checksum     = var.base_image_checksum
+  disk_image       = true
+  use_backing_file = false
+  format           = "qcow2"
+  disk_compression = true
+  disk_size        = var.disk_size
+  disk_interface   = "virtio"
+  net_device       = "virtio-net"
+  accelerator      = var.accelerator
+  memory           = var.memory
+  cpus             = var.cpus
+  headless         = true
+  output_directory = var.output_dir
+  vm_name          = "supermega-api.qcow2"
+
+  # The build user comes from a NoCloud seed made for this build only.
+  cd_files = ["${var.seed_dir}/user-data", "${var.seed_dir}/meta-data"]
+  cd_label = "cidata"
+
+  # SSH forwarded on loopback only, no VNC, a CPU model that suits the accelerator.
+  qemuargs = [
+    ["-cpu", var.qemu_cpu],
+    ["-vnc", "none"],
+    ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
+    ["-device", "virtio-net,netdev=user.0"],
+    ["-serial", "file:${var.output_dir}-console.log"],
+  ]
+
+  communicator         = "ssh"
+  ssh_username         = "packer"
+  ssh_private_key_file = var.build_ssh_key
+  ssh_timeout          = "15m"
+  shutdown_command     = "sudo systemd-run --no-block --unit=seal-final /usr/local/sbin/seal-final"
+  shutdown_timeout     = "10m"
+}
+
+build {
+  name    = "supermega-api"
+  sources = ["source.qemu.local", "source.amazon-ebs.ubuntu"]
+
+  # Cloud images boot with cloud-init still running (and apt locked): wait.
+  provisioner "shell" {
+    inline = ["cloud-init status --wait >/dev/null || true", "cloud-init status"]
+  }
+
+  # The one playbook, exactly as Vagrant and Molecule run it.
+  provisioner "ansible" {
+    playbook_file = "ansible/site.yml"
+    groups        = ["api"]
+    use_proxy     = false
+    ansible_env_vars = [
+      "ANSIBLE_CONFIG=ansible.cfg",
+      "ANSIBLE_HOST_KEY_CHECKING=False",
+      "ANSIBLE_SSH_ARGS=-o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=15",
+    ]
+  }
+
+  # What is in the image, shipped beside it.
+  provisioner "shell" {
+    execute_command = "sudo -S sh -c '{{ .Vars }} {{ .Path }}'"
+    script          = "packer/scripts/inventory.sh"
+  }
+
+  provisioner "file" {
+    direction   = "download"
+    sources     = ["/tmp/image-packages.txt", "/tmp/image-wheels.txt", "/tmp/image-build-identity.json"]
+    destination = "${var.artifacts_dir}/"
+  }
+
+  # Seal: no identity, no build user, no build key, no logs, no apt lists.
+  provisioner "shell" {
+    execute_command = "sudo -S sh -c '{{ .Vars }} {{ .Path }}'"
+    script          = "packer/scripts/seal.sh"
+  }
+
+  post-processor "manifest" {
+    output     = "${var.artifacts_dir}/packer-manifest.json"
+    strip_path = false
+    custom_data = {
+      git_revision = var.git_revision
+      image_name   = local.image_name
+    }
+  }
+}

@@ -1,0 +1,129 @@
+"""Checks only a baked image needs: every instance is its own machine.
+
+Run by packer/verify.py against two instances booted from the image, with
+the build VM's identity (recorded just before sealing) for comparison.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ.get("IMAGE_VERIFY_INVENTORY", "")
+pytestmark = pytest.mark.skipif(not INVENTORY, reason="run by packer/verify.py")
+
+# These tests compare the instances with each other; they do not take --hosts.
+testinfra_hosts = []
+
+
+@pytest.fixture(scope="module")
+def inventory():
+    with open(INVENTORY) as f:
+        return json.load(f)["api"]["hosts"]
+
+
+@pytest.fixture(scope="module")
+def instances(inventory):
+    return {name: testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+            for name in sorted(inventory)}
+
+
+@pytest.fixture(scope="module")
+def build_identity():
+    with open(os.environ["IMAGE_BUILD_IDENTITY"]) as f:
+        return json.load(f)
+
+
+def host_key_fingerprints(host):
+    out = host.check_output("for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf $k; done")
+    return {line.split()[1] for line in out.splitlines()}
+
+
+def test_two_instances_were_booted(instances):
+    assert len(instances) == 2
+
+
+def test_ssh_host_keys_are_unique_per_instance(instances, build_identity):
+    keys = [host_key_fingerprints(h) for h in instances.values()]
+    assert all(keys)
+    assert not keys[0] & keys[1], "instances share an SSH host key"
+    for k in keys:
+        assert not k & set(build_identity["host_keys"]), "an instance kept the build's host key"
+
+
+def test_machine_ids_are_unique_per_instance(instances, build_identity):
+    ids = [h.file("/etc/machine-id").content_string.strip() for h in instances.values()]
+    assert all(len(i) == 32 for i in ids)
+    assert ids[0] != ids[1]
+    assert build_identity["machine_id"] not in ids
+
+
+def test_tls_keys_are_unique_per_instance(instances):
+    fingerprints = [
+        h.check_output("sudo openssl x509 -in /etc/nginx/tls/server.crt -noout "
+                       "-fingerprint -sha256")
+        for h in instances.values()]
+    assert fingerprints[0] != fingerprints[1]
+    for h in instances.values():
+        key = h.file("/etc/nginx/tls/server.key")
+        assert (key.user, key.mode) == ("root", 0o600)
+
+
+def test_build_user_is_gone(instances, build_identity):
+    user = build_identity["build_user"]
+    assert user and user != "admin"
+    for h in instances.values():
+        assert not h.user(user).exists
+        assert not h.file(f"/home/{user}").exists
+        assert h.run(f"sudo grep -rl {user} /etc/sudoers /etc/sudoers.d").stdout.strip() == ""
+
+
+def test_build_key_is_refused(inventory, build_identity):
+    key = os.environ["IMAGE_BUILD_KEY"]
+    for name, vars_ in inventory.items():
+        for user in (build_identity["build_user"], "admin", "root"):
+            out = subprocess.run(
+                ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                 "-o", "ConnectTimeout=20", "-p", str(vars_["ansible_port"]),
+                 f"{user}@127.0.0.1", "true"], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 255, (name, user, out.stderr)
+            assert "Permission denied" in out.stderr, (name, user, out.stderr)
+
+
+def test_no_authorized_key_but_the_instances_own(instances):
+    for h in instances.values():
+        keys = h.check_output("sudo sh -c 'cat /root/.ssh/authorized_keys "
+                              "/home/*/.ssh/authorized_keys 2>/dev/null; true'")
+        assert [line for line in keys.splitlines() if line.strip()] and \
+            all("image-verify" in line for line in keys.splitlines() if line.strip())
+
+
+def test_cloud_init_ran_for_this_instance(instances):
+    ids = [h.check_output("cloud-init query instance_id") for h in instances.values()]
+    assert ids[0] != ids[1]
+    for h in instances.values():
+        assert "status: done" in h.check_output("cloud-init status")
+
+
+def test_no_configuration_ran_at_boot(instances):
+    """The image boots ready: nothing but the instance's identity is made at boot."""
+    for h in instances.values():
+        # Ansible leaves ~/.ansible behind wherever it runs; the build's was sealed away,
+        # and the Testinfra checks run over plain SSH.
+        assert not h.file("/root/.ansible").exists
+        units = h.check_output("systemctl list-units --all --no-legend --plain 'ansible*' "
+                               "'packer*' 'seal*'")
+        assert units.strip() == ""
+
+
+def test_build_logs_and_state_were_cleaned(instances):
+    for h in instances.values():
+        # the journal holds this instance's boot only, nothing of the build
+        assert len(h.check_output("journalctl --list-boots --no-pager").splitlines()) == 1
+        assert h.check_output("ls /var/log/journal").split() == [
+            h.file("/etc/machine-id").content_string.strip()]
+        assert len(h.check_output("ls /var/lib/cloud/instances").split()) == 1
+        assert h.run("sudo grep -q packer /var/log/auth.log /var/log/syslog").rc != 0
