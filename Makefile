@@ -59,7 +59,7 @@ lint: venv ## Static checks: ruff, yamllint, ansible-lint (production), role doc
 .PHONY: unit
 unit: venv ## The supplied unittest file, then the pytest suite (in-process and local servers)
 	$(BIN)/python testing/testing.py
-	$(BIN)/python -m pytest -q testing
+	$(BIN)/python -m pytest -q testing --ignore=testing/nfr
 
 .PHONY: base-image
 base-image: ## Build (or reuse) the local Debian 12 base qcow2 (root, loop devices)
@@ -93,5 +93,45 @@ image: venv ## Bake the local qemu image with Packer (build/image/supermega-api.
 image-verify: venv ## Boot two instances of the baked image; run the Testinfra suite and image checks
 	$(BIN)/python packer/verify.py
 
+.PHONY: verify
+verify: venv ## Non-functional suite on an instance of the image: perf, load, faults, bad input, TLS, network
+	$(BIN)/python testing/nfr/run.py
+
+.PHONY: up
+up: deps vagrant-up ## Bring the service up: the whole stack in a local VM (https://127.0.0.1:8443)
+
+.PHONY: vagrant-box
+vagrant-box: ## Make the local libvirt box (from the base image) and its NoCloud seed
+	bash scripts/vagrant-local.sh box
+
+.PHONY: vagrant-up
+vagrant-up: venv vagrant-box ## `vagrant up` here: libvirt, TCG, loopback-only ports (8443, 8080)
+	bash scripts/vagrant-local.sh daemons
+	eval "$$(bash scripts/vagrant-local.sh env)" && vagrant up --provider=libvirt
+
+.PHONY: vagrant-destroy
+vagrant-destroy: ## `vagrant destroy -f` and stop the libvirt daemons this project started
+	eval "$$(bash scripts/vagrant-local.sh env)" && vagrant destroy -f
+	bash scripts/vagrant-local.sh stop-daemons
+
+.PHONY: vagrant-check
+vagrant-check: venv vagrant-box ## vagrant up, HTTPS from the host, provision again (0 changed), destroy
+	$(BIN)/python scripts/vagrant_check.py
+
+# The VM suites in two lanes at once (each VM is mostly one busy core), then the
+# non-functional suite alone, so its timings are not shared with another VM.
+.PHONY: lane-roles lane-image
+lane-roles:
+	( $(MAKE) --no-print-directory molecule-test && $(MAKE) --no-print-directory vagrant-check ) 2>&1 \
+	  | sed -u 's/^/[roles] /'
+lane-image:
+	( $(MAKE) --no-print-directory image && $(MAKE) --no-print-directory image-verify ) 2>&1 \
+	  | sed -u 's/^/[image] /'
+
+.PHONY: vm-suites
+vm-suites: venv base-image ## Molecule + Vagrant and image bake + checks in parallel, then the NFR suite
+	$(MAKE) --no-print-directory -j2 lane-roles lane-image
+	$(MAKE) --no-print-directory verify
+
 .PHONY: test
-test: lint unit molecule-test image image-verify ## Everything CI runs: lint, unit tests, the VM suites
+test: lint unit vm-suites ## Everything CI runs: lint, unit tests, then the VM suites

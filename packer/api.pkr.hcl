@@ -107,10 +107,11 @@ source "qemu" "local" {
   cd_files = ["${var.seed_dir}/user-data", "${var.seed_dir}/meta-data"]
   cd_label = "cidata"
 
-  # SSH forwarded on loopback only, no VNC, a CPU model that suits the accelerator.
+  # SSH forwarded on loopback only, a CPU model that suits the accelerator.
+  # (Packer 1.6 insists on its VNC console: it listens on 127.0.0.1 only.)
+  vnc_bind_address = "127.0.0.1"
   qemuargs = [
     ["-cpu", var.qemu_cpu],
-    ["-vnc", "none"],
     ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
     ["-device", "virtio-net,netdev=user.0"],
     ["-serial", "file:${var.output_dir}-console.log"],
@@ -153,8 +154,20 @@ build {
 
   provisioner "file" {
     direction   = "download"
-    sources     = ["/tmp/image-packages.txt", "/tmp/image-wheels.txt", "/tmp/image-build-identity.json"]
-    destination = "${var.artifacts_dir}/"
+    source      = "/tmp/image-packages.txt"
+    destination = "${var.artifacts_dir}/image-packages.txt"
+  }
+
+  provisioner "file" {
+    direction   = "download"
+    source      = "/tmp/image-wheels.txt"
+    destination = "${var.artifacts_dir}/image-wheels.txt"
+  }
+
+  provisioner "file" {
+    direction   = "download"
+    source      = "/tmp/image-build-identity.json"
+    destination = "${var.artifacts_dir}/image-build-identity.json"
   }
 
   # Seal: no identity, no build user, no build key, no logs, no apt lists.

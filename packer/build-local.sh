@@ -72,7 +72,7 @@ git_revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 log "packer $version, source qemu.local, accelerator $accel/$cpu, base $BASE_IMAGE_URL"
 start=$(date +%s)
 PACKER_LOG_PATH=$build/packer.log PACKER_LOG=1 \
-  packer build -only=qemu.local -color=false \
+  packer build -only=supermega-api.qemu.local -color=false \
   -var "base_image_url=$BASE_IMAGE_URL" \
   -var "base_image_checksum=$BASE_IMAGE_CHECKSUM" \
   -var "accelerator=$accel" \

@@ -15,6 +15,8 @@ packages=(
   packer
   # the multi-host network tests (namespaces, a scanner)
   iproute2 nmap
+  # `vagrant up` with libvirt (a local box; qemu software emulation where no KVM)
+  vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -45,6 +45,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+# A host built by the playbook rate-limits new SSH connections per address
+# (ufw `limit`: the 6th within 30 s is dropped), and every connection from
+# this machine arrives from the same slirp address: probe no faster than that.
+SSH_PROBE_INTERVAL = 6
+
+
 def wait_for_ssh_banner(port, deadline, proc_alive):
     """hostfwd accepts TCP before sshd is up, so wait for the banner itself."""
     while time.monotonic() < deadline:
@@ -57,7 +63,7 @@ def wait_for_ssh_banner(port, deadline, proc_alive):
                     return
         except OSError:
             pass
-        time.sleep(1)
+        time.sleep(SSH_PROBE_INTERVAL)
     raise SystemExit(f"qemu_vm: no SSH banner on 127.0.0.1:{port} before the timeout")
 
 
@@ -95,6 +101,14 @@ def accel_args(accel, cpu):
     if accel == "tcg":
         return ["-accel", "tcg,thread=multi", "-cpu", cpu or TCG_CPU]
     raise SystemExit(f"qemu_vm: --accel must be 'kvm' or 'tcg', not {accel!r}")
+
+
+def tap_args(tap):
+    """A second NIC on a host tap device (for tests that need a real L2 peer)."""
+    if not tap:
+        return []
+    return ["-netdev", f"tap,id=n1,ifname={tap},script=no,downscript=no",
+            "-device", "virtio-net-pci,netdev=n1,mac=52:54:00:77:00:10"]
 
 
 def start(args):
@@ -137,6 +151,7 @@ def start(args):
         "-netdev", "user,id=n0," + ",".join(hostfwd),
         "-device", "virtio-net-pci,netdev=n0",
         "-device", "virtio-rng-pci",
+        *tap_args(args.tap),
         *args.qemu_arg,
         "-display", "none", "-vga", "none",
         "-serial", f"file:{console}", "-monitor", "none",
@@ -242,6 +257,7 @@ def main():
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--forward", action="append", default=[],
                    help="LABEL=HOSTPORT:GUESTPORT on 127.0.0.1 (HOSTPORT 0: pick a free one)")
+    p.add_argument("--tap", default="", help="also attach a NIC on this host tap device")
     p.add_argument("--qemu-arg", action="append", default=[],
                    help="extra qemu argument (repeat)")
     p.add_argument("--user-data-json", default="{}",

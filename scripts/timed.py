@@ -9,6 +9,7 @@ molecule_converge_seconds), from the "<scenario> ➜ <action>: Executing"
 lines Molecule prints. Exits with the command's exit code.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -18,19 +19,23 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMINGS = os.path.join(ROOT, "build", "timings.json")
-ACTION = re.compile(r"➜ (\w+): (Executing|Executed)")
+# "default ➜ converge: Executing" (colour) or "[default > converge] Executing" (NO_COLOR)
+ACTION = re.compile(r"(?:➜ (\w+):|\[[\w-]+ > (\w+)\]) (Executing|Executed)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def record(values):
+    """Merge values into build/timings.json (locked: the VM suites run in parallel)."""
     os.makedirs(os.path.dirname(TIMINGS), exist_ok=True)
-    data = {}
-    if os.path.exists(TIMINGS):
-        with open(TIMINGS) as f:
-            data = json.load(f)
-    data.update(values)
-    with open(TIMINGS, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
+    with open(TIMINGS + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = {}
+        if os.path.exists(TIMINGS):
+            with open(TIMINGS) as f:
+                data = json.load(f)
+        data.update(values)
+        with open(TIMINGS, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
 
 
 def main():
@@ -45,9 +50,10 @@ def main():
         sys.stdout.write(line)
         sys.stdout.flush()
         match = ACTION.search(ANSI.sub("", line))
-        if match and match.group(2) == "Executing":
-            current = (match.group(1), time.monotonic())
-        elif match and current and match.group(1) == current[0]:
+        action = match and (match.group(1) or match.group(2))
+        if match and match.group(3) == "Executing":
+            current = (action, time.monotonic())
+        elif match and current and action == current[0]:
             key = f"{name}_{current[0]}_seconds"
             # an action can run twice (destroy at start and end): keep the longest
             actions[key] = max(actions.get(key, 0), round(time.monotonic() - current[1], 1))

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""`vagrant up` as the web team would run it, checked end to end, here.
+
+1. `vagrant up --provider=libvirt` with the local box (TCG, loopback-only
+   ports: see scripts/vagrant-local.sh), timed;
+2. from this machine: https://127.0.0.1:8443/customers returns the seed data
+   (and /healthz over plain HTTP on :8080);
+3. `vagrant provision` again: the play recap must report changed=0;
+4. `vagrant destroy -f`: no domain, no libvirt network, no qemu process left.
+
+Times go to build/timings.json (vagrant_up/provision/destroy_seconds).
+"""
+
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from timed import record  # noqa: E402
+
+LOCAL = ["bash", os.path.join(ROOT, "scripts", "vagrant-local.sh")]
+TIMED = [sys.executable, os.path.join(ROOT, "scripts", "timed.py")]
+
+
+def log(message):
+    print(f"vagrant-check: {message}", file=sys.stderr, flush=True)
+
+
+def vagrant_env():
+    env = dict(os.environ)
+    out = subprocess.run([*LOCAL, "env"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    return env
+
+
+def get(url, insecure=True):
+    ctx = ssl.create_default_context()
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(url, context=ctx, timeout=20) as response:  # noqa: S310 (http/https only)
+        return response.status, json.loads(response.read())
+
+
+def leftovers():
+    domains = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
+                             capture_output=True, text=True).stdout.split()
+    networks = subprocess.run(["virsh", "-c", "qemu:///system", "net-list", "--all", "--name"],
+                              capture_output=True, text=True).stdout.split()
+    procs = [line for line in subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True,
+                                             text=True).stdout.splitlines()
+             if "qemu-system" in line and "guest=supermega" in line.replace(" ", "")]
+    return domains, networks, procs
+
+
+def check(condition, message):
+    if not condition:
+        raise SystemExit(f"vagrant-check: FAILED: {message}")
+
+
+def main():
+    subprocess.run([*LOCAL, "daemons"], check=True)
+    env = vagrant_env()
+    code = 1
+    try:
+        subprocess.run(["vagrant", "destroy", "-f"], env=env, cwd=ROOT, check=False)
+        up = subprocess.run([*TIMED, "vagrant_up", "--", "vagrant", "up", "--provider=libvirt"],
+                            env=env, cwd=ROOT)
+        check(up.returncode == 0, "vagrant up failed")
+        status, customers = get("https://127.0.0.1:8443/customers")
+        check(status == 200 and [c["data"]["name"] for c in customers] == [
+            "Deadpool", "Daredevil", "Captain America"], f"/customers: {customers}")
+        status, health = get("http://127.0.0.1:8080/healthz")
+        check((status, health) == (200, {"status": "ok"}), f"/healthz: {health}")
+        log("HTTPS /customers from the host: 200 with the seed data")
+        started = time.monotonic()
+        again = subprocess.run(["vagrant", "provision"], env=env, cwd=ROOT, capture_output=True,
+                               text=True)
+        sys.stdout.write(again.stdout[-3000:])
+        recap = re.search(r"default\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)"
+                          r"\s+failed=(\d+)", again.stdout)
+        timings = {"vagrant_provision_seconds": round(time.monotonic() - started, 1),
+                   "vagrant_provision_changed": int(recap.group(2)) if recap else None}
+        record(timings)
+        check(again.returncode == 0 and recap, "vagrant provision failed")
+        check(recap.group(2) == "0", f"second provision changed {recap.group(2)} tasks")
+        log(f"vagrant provision again: changed=0 in {timings['vagrant_provision_seconds']}s")
+        code = 0
+    finally:
+        subprocess.run([*TIMED, "vagrant_destroy", "--", "vagrant", "destroy", "-f"], env=env,
+                       cwd=ROOT, check=False)
+        domains, networks, procs = leftovers()
+        subprocess.run([*LOCAL, "stop-daemons"], check=False)
+        if domains or procs:
+            log(f"left behind: domains {domains}, qemu {procs}")
+            code = 1
+        log(f"after destroy: domains {domains or 'none'}, networks {networks or 'none'}, "
+            f"qemu processes {len(procs)}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Faults under load: the service heals itself and loses what it must not.
+
+Each test runs wrk in the background inside the instance (HTTPS through
+nginx, loopback), injects one fault, and counts what the clients saw.
+"""
+
+import time
+
+from conftest import API, healthy, wait_background_wrk
+
+CONNECTIONS = 16
+SECONDS = 30
+
+
+def main_pid(host):
+    return int(host.check_output(f"systemctl show -p MainPID --value {API}.service"))
+
+
+def https_ok_inside(host):
+    return host.run("curl -fsk -o /dev/null --max-time 2 https://127.0.0.1/healthz").rc == 0
+
+
+def test_kill_9_gunicorn_master_heals_within_5s(host, wrk, record):
+    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag="kill-master", background=True)
+    time.sleep(8)
+    killed = main_pid(host)
+    host.run_expect([0], f"kill -9 {killed}")
+    t0 = time.monotonic()
+    while not (https_ok_inside(host) and main_pid(host) not in (0, killed)):
+        assert time.monotonic() - t0 < 30, "not healthy 30 s after kill -9"
+        time.sleep(0.2)
+    healed = round(time.monotonic() - t0, 2)
+    result = wait_background_wrk(host, pid, "kill-master")
+    record("faults", {"kill_9_master": {"healthy_after_s": healed, **result}})
+    assert healed <= 5, healed
+    assert result["requests"] > 0
+
+
+def test_kill_a_worker_loses_no_request(host, wrk, record):
+    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag="kill-worker", background=True)
+    time.sleep(8)
+    worker = host.check_output(f"pgrep -P {main_pid(host)} | head -1")
+    host.run_expect([0], f"kill -9 {worker}")
+    result = wait_background_wrk(host, pid, "kill-worker")
+    record("faults", {"kill_9_worker": result})
+    # requests the dead worker held are retried by nginx on another connection
+    assert result["non_2xx_3xx"] == 0 and result["socket_errors"] == 0, result
+
+
+def test_reload_under_load_loses_no_request(host, wrk, record):
+    """A deploy's reload (HUP: new config, new workers, old ones drain)."""
+    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag="reload", background=True)
+    time.sleep(8)
+    host.run_expect([0], f"systemctl reload {API}.service")
+    time.sleep(6)
+    host.run_expect([0], f"systemctl reload {API}.service")
+    result = wait_background_wrk(host, pid, "reload")
+    record("faults", {"hup_reload_twice": result})
+    assert result["non_2xx_3xx"] == 0 and result["socket_errors"] == 0, result
+
+
+def test_restart_under_load_queues_on_the_socket(host, wrk, record):
+    """A deploy of new code restarts gunicorn; systemd holds the socket meanwhile."""
+    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag="restart", background=True)
+    time.sleep(8)
+    host.run_expect([0], f"systemctl restart {API}.service")
+    result = wait_background_wrk(host, pid, "restart")
+    record("faults", {"service_restart": result})
+    assert result["non_2xx_3xx"] == 0, result
+
+
+def test_restart_nginx_under_load(host, wrk, record):
+    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag="nginx-restart",
+              background=True)
+    time.sleep(8)
+    t0 = time.monotonic()
+    host.run_expect([0], "systemctl restart nginx")
+    while not https_ok_inside(host):
+        assert time.monotonic() - t0 < 30
+        time.sleep(0.2)
+    healed = round(time.monotonic() - t0, 2)
+    result = wait_background_wrk(host, pid, "nginx-restart")
+    # A restart (not a reload) closes open client connections: those are
+    # counted, not hidden; clients reconnect and carry on.
+    record("faults", {"nginx_restart": {"healthy_after_s": healed, **result}})
+    assert result["non_2xx_3xx"] == 0, result
+    assert healed <= 10
+
+
+def test_forced_logrotate_under_load_loses_no_log_line(host, wrk, record):
+    tag = f"rotate{int(time.time())}"
+    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag=tag, background=True)
+    time.sleep(10)
+    host.run_expect([0], "logrotate -f /etc/logrotate.conf")
+    result = wait_background_wrk(host, pid, tag)
+    time.sleep(2)
+    count = ("cat /var/log/nginx/access.log /var/log/nginx/access.log.1 2>/dev/null "
+             f"| grep '\"request_id\":\"{tag}-' | grep -vc '\"status\":499' || true")
+    nginx_lines = int(host.check_output(count) or 0)
+    api_lines = int(host.check_output(
+        f"cat /var/log/{API}/access.log /var/log/{API}/access.log.1 2>/dev/null "
+        f"| grep -c 'request_id={tag}-' || true") or 0)
+    record("faults", {"logrotate_under_load": {"wrk_requests": result["requests"],
+                                               "nginx_log_lines": nginx_lines,
+                                               "gunicorn_log_lines": api_lines, **result}})
+    assert nginx_lines == result["requests"], (nginx_lines, result)
+    assert api_lines >= result["requests"], (api_lines, result)
+
+
+def test_reboot_comes_back_healthy_with_no_hand_step(host, https_port, record):
+    host.run("systemd-run --on-active=2 systemctl reboot")
+    t0 = time.monotonic()
+    time.sleep(10)
+    while not healthy(https_port):
+        assert time.monotonic() - t0 < 600, "not healthy 10 min after reboot"
+        time.sleep(2)
+    healed = round(time.monotonic() - t0, 1)
+    record("faults", {"reboot_to_healthy_s": healed})
+    assert host.service(f"{API}.service").is_running or host.service(f"{API}.socket").is_running
+    assert host.service("nginx").is_running
