@@ -67,7 +67,7 @@ base-image: ## Build (or reuse) the local Debian 12 base qcow2 (root, loop devic
 
 .PHONY: molecule-test
 molecule-test: venv ## molecule test on a qemu VM (SCENARIO=default|smoke); times in build/timings.json
-	$(BIN)/python scripts/timed.py molecule -- $(BIN)/molecule test -s $(SCENARIO)
+	$(BIN)/python scripts/timed.py molecule_$(SCENARIO) -- $(BIN)/molecule test -s $(SCENARIO)
 
 .PHONY: molecule-converge
 molecule-converge: venv ## Boot the scenario's VM (if needed) and converge it
@@ -125,7 +125,8 @@ lane-roles:
 	( $(MAKE) --no-print-directory molecule-test && $(MAKE) --no-print-directory vagrant-check ) 2>&1 \
 	  | sed -u 's/^/[roles] /'
 lane-image:
-	( $(MAKE) --no-print-directory image && $(MAKE) --no-print-directory image-verify ) 2>&1 \
+	( $(MAKE) --no-print-directory molecule-test SCENARIO=smoke && $(MAKE) --no-print-directory image \
+	  && $(MAKE) --no-print-directory image-verify ) 2>&1 \
 	  | sed -u 's/^/[image] /'
 
 .PHONY: vm-suites

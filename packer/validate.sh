@@ -50,7 +50,8 @@ mkdir -p "$scratch/cidata"
 touch "$scratch/cidata/user-data" "$scratch/cidata/meta-data"
 ssh-keygen -q -t ed25519 -N '' -f "$scratch/key"
 vars=(-var base_image_url=/nonexistent.qcow2 -var base_image_checksum=none
-      -var "build_ssh_key=$scratch/key" -var "seed_dir=$scratch/cidata")
+      -var "build_ssh_key=$scratch/key" -var "seed_dir=$scratch/cidata"
+      -var "output_dir=$scratch/image")
 if [[ $(printf '%s\n1.7.0\n' "$version" | sort -V | head -1) == 1.7.0 ]]; then
   packer init packer/ >/dev/null
   packer validate "${vars[@]}" packer/

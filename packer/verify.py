@@ -27,6 +27,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from qemu_vm import close_control_masters, write_inventory  # noqa: E402
+
 VM_TOOL = [sys.executable, os.path.join(ROOT, "scripts", "qemu_vm.py")]
 
 
@@ -50,7 +53,7 @@ def https_ok(port):
         return False
 
 
-def boot(name, image, key, extra_args=(), timeout=600):
+def boot(name, image, key, timeout=600):
     """Start an instance; return (state, seconds from qemu start to HTTPS /healthz 200)."""
     directory = vm_dir(name)
     subprocess.run([*VM_TOOL, "stop", "--dir", directory], check=False,
@@ -60,7 +63,7 @@ def boot(name, image, key, extra_args=(), timeout=600):
                              "--base", image, "--ssh-pubkey", key + ".pub",
                              "--memory", "2048", "--cpus", "2",
                              "--forward", "https=0:443", "--forward", "http=0:80",
-                             "--timeout", str(timeout), *extra_args],
+                             "--timeout", str(timeout)],
                             stdout=subprocess.PIPE, text=True)
     state_file = os.path.join(directory, "vm.json")
     healthy = None
@@ -84,36 +87,10 @@ def boot(name, image, key, extra_args=(), timeout=600):
     return state, round(healthy, 1)
 
 
-def write_inventory(states, key):
-    path = os.path.join(BUILD, "instances", "inventory.yml")
-    hosts = {}
-    for state in states:
-        hosts[state["instance"]] = {
-            "ansible_host": "127.0.0.1", "ansible_port": state["port"], "ansible_user": "admin",
-            "ansible_ssh_private_key_file": key,
-            "ansible_ssh_common_args": (
-                "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
-                "-o IdentitiesOnly=yes -o ControlMaster=auto -o ControlPersist=120s "
-                f"-o ControlPath={BUILD}/instances/cp-%C"),
-        }
-    with open(path, "w") as f:
-        json.dump({"api": {"hosts": hosts}}, f, indent=1)  # JSON is valid YAML
-    return path
-
-
-def close_control_masters():
-    directory = os.path.join(BUILD, "instances")
-    for name in os.listdir(directory):
-        if name.startswith("cp-"):
-            subprocess.run(["ssh", "-o", f"ControlPath={os.path.join(directory, name)}",
-                            "-O", "exit", "x"], check=False, capture_output=True)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--image", default=os.path.join(BUILD, "image", "supermega-api.qcow2"))
     p.add_argument("--keep", action="store_true", help="leave the instances running")
-    p.add_argument("--lab-args", default="", help="extra qemu_vm.py args for instance 1")
     args = p.parse_args()
 
     if not os.path.exists(args.image):
@@ -127,32 +104,34 @@ def main():
     names = ["instance-1", "instance-2"]
     results = {"image": args.image}
     try:
-        state1, healthy1 = boot(names[0], args.image, key, args.lab_args.split())
+        state1, healthy1 = boot(names[0], args.image, key)
         state2, healthy2 = boot(names[1], args.image, key)
         results.update(boot_to_healthy_seconds=healthy1, boot_to_ssh_seconds=state1["boot_seconds"],
                        instance_2_boot_to_healthy_seconds=healthy2)
-        inventory = write_inventory([state1, state2], key)
+        inventory = write_inventory(os.path.join(BUILD, "instances", "inventory.yml"),
+                                    [state1, state2], key)
         env = dict(os.environ, IMAGE_VERIFY_INVENTORY=inventory,
                    IMAGE_BUILD_IDENTITY=os.path.join(BUILD, "image-build-identity.json"),
                    IMAGE_BUILD_KEY=os.path.join(BUILD, "packer-seed", "build_key"))
         common = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                   "--connection=ansible", f"--ansible-inventory={inventory}", "--hosts=api"]
         started = time.monotonic()
-        suite = subprocess.run([*common, os.path.join(ROOT, "molecule", "tests")], env=env,
-                               cwd=ROOT)
+        # the roles' suite runs as root, exactly as Molecule's verifier runs it
+        suite = subprocess.run([*common, "--sudo", os.path.join(ROOT, "molecule", "tests")],
+                               env=env, cwd=ROOT)
         image = subprocess.run([*common, os.path.join(ROOT, "packer", "tests")], env=env, cwd=ROOT)
         results["tests_seconds"] = round(time.monotonic() - started, 1)
         results["suite_passed"] = suite.returncode == 0
         results["image_checks_passed"] = image.returncode == 0
     finally:
         if not args.keep:
-            close_control_masters()
+            close_control_masters(os.path.join(BUILD, "instances"))
             for name in names:
                 subprocess.run([*VM_TOOL, "stop", "--dir", vm_dir(name)], check=False)
     timings = os.path.join(BUILD, "timings.json")
     if os.path.exists(timings):
         with open(timings) as f:
-            converge = json.load(f).get("molecule_converge_seconds")
+            converge = json.load(f).get("molecule_default_converge_seconds")
         if converge:
             results["converge_from_scratch_seconds"] = converge
             results["boot_to_healthy_over_converge"] = round(

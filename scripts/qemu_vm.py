@@ -21,6 +21,7 @@ and the non-functional suite, so every test VM is made the same way:
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -46,9 +47,26 @@ def free_port():
 
 
 # A host built by the playbook rate-limits new SSH connections per address
-# (ufw `limit`: the 6th within 30 s is dropped), and every connection from
-# this machine arrives from the same slirp address: probe no faster than that.
-SSH_PROBE_INTERVAL = 6
+# (ufw `limit`: the 6th within 30 s is dropped, and a dropped client's SYN
+# retries keep it blocked), and every connection from this machine arrives
+# from the same slirp address. So: wait for the boot to finish on the serial
+# console first, then probe sshd rarely.
+SSH_PROBE_INTERVAL = 10
+BOOTED = re.compile(rb"login: |Cloud-init v\. \S+ finished")
+
+
+def wait_for_boot(console, deadline, proc_alive):
+    while time.monotonic() < deadline:
+        if not proc_alive():
+            raise SystemExit("qemu_vm: qemu exited while booting (see the console log)")
+        try:
+            with open(console, "rb") as f:
+                if BOOTED.search(f.read()):
+                    return
+        except FileNotFoundError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"qemu_vm: the boot did not finish before the timeout (see {console})")
 
 
 def wait_for_ssh_banner(port, deadline, proc_alive):
@@ -186,6 +204,7 @@ def start(args):
     with open(os.path.join(directory, STATE), "w") as f:
         json.dump(state, f, indent=1)
     try:
+        wait_for_boot(console, started + args.timeout, alive)
         wait_for_ssh_banner(ssh_port, started + args.timeout, alive)
     except SystemExit:
         stop_dir(directory)
@@ -232,6 +251,35 @@ def is_our_qemu(pid, directory):
     except OSError:
         return False
     return "qemu-system" in cmdline and directory in cmdline
+
+
+def ansible_host_vars(state, key, control_dir):
+    """Connection variables for an Ansible inventory (and so Testinfra) entry."""
+    return {
+        "ansible_host": "127.0.0.1", "ansible_port": state["port"], "ansible_user": state["user"],
+        "ansible_ssh_private_key_file": key,
+        "ansible_ssh_common_args": (
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
+            "-o IdentitiesOnly=yes -o ControlMaster=auto -o ControlPersist=300s "
+            f"-o ControlPath={control_dir}/cp-%C -o ServerAliveInterval=15"),
+    }
+
+
+def write_inventory(path, states, key):
+    """An inventory (JSON is YAML) with every VM in the group `api`; its SSH
+    control sockets live beside it, for close_control_masters()."""
+    control_dir = os.path.dirname(os.path.abspath(path))
+    hosts = {s["instance"]: ansible_host_vars(s, key, control_dir) for s in states}
+    with open(path, "w") as f:
+        json.dump({"api": {"hosts": hosts}}, f, indent=1)
+    return path
+
+
+def close_control_masters(directory):
+    for name in os.listdir(directory):
+        if name.startswith("cp-"):
+            subprocess.run(["ssh", "-o", f"ControlPath={os.path.join(directory, name)}",
+                            "-O", "exit", "x"], check=False, capture_output=True)
 
 
 def stop(args):

@@ -58,13 +58,13 @@ def test_auditd_rules_loaded(host):
     rules = host.check_output("sudo auditctl -l")
     for needle in ["-w /etc/passwd -p wa -k identity", "-w /etc/shadow -p wa -k identity",
                    "-w /etc/sudoers -p wa -k privilege", "-w /etc/ssh/sshd_config -p wa -k sshd",
-                   f"-w {API_CONFIG_DIR} -p wa -k app-config", "-k time-change", "-k modules"]:
+                   f"-w {API_CONFIG_DIR} -p wa -k app-config", "key=time-change", "key=modules"]:
         assert needle in rules, needle
 
 
 def test_auditd_records_identity_changes(host):
     host.run_expect([0], "sudo touch /etc/passwd")
-    out = host.run("sudo ausearch -k identity -f /etc/passwd -ts recent")
+    out = host.run("sudo ausearch --input-logs -k identity -f /etc/passwd -ts recent")
     assert out.rc == 0 and "passwd" in out.stdout
 
 

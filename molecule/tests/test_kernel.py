@@ -49,7 +49,7 @@ def test_every_baseline_parameter_is_live(host):
 
 
 def test_sysctl_survives_reboot_via_config_file(host):
-    content = host.file("/etc/sysctl.d/90-hardening.conf").content_string
+    content = host.file("/etc/sysctl.d/99-zz-hardening.conf").content_string
     assert "net.ipv4.conf.all.rp_filter = 1" in content
     assert "kernel.core_pattern = |/bin/false" in content
 

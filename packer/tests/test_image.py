@@ -81,22 +81,6 @@ def test_build_user_is_gone(instances, build_identity):
         assert h.run(f"sudo grep -rl {user} /etc/sudoers /etc/sudoers.d").stdout.strip() == ""
 
 
-def test_build_key_is_refused(inventory, build_identity):
-    key = os.environ["IMAGE_BUILD_KEY"]
-    for name, vars_ in inventory.items():
-        for user in (build_identity["build_user"], "admin", "root"):
-            # each attempt is a new connection from the same address, which the
-            # firewall's SSH rate limit (6 per 30 s) would otherwise drop
-            time.sleep(6)
-            out = subprocess.run(
-                ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                 "-o", "ConnectTimeout=20", "-p", str(vars_["ansible_port"]),
-                 f"{user}@127.0.0.1", "true"], capture_output=True, text=True, timeout=60)
-            assert out.returncode == 255, (name, user, out.stderr)
-            assert "Permission denied" in out.stderr, (name, user, out.stderr)
-
-
 def test_no_authorized_key_but_the_instances_own(instances):
     for h in instances.values():
         keys = h.check_output("sudo sh -c 'cat /root/.ssh/authorized_keys "
@@ -130,4 +114,23 @@ def test_build_logs_and_state_were_cleaned(instances):
         assert h.check_output("ls /var/log/journal").split() == [
             h.file("/etc/machine-id").content_string.strip()]
         assert len(h.check_output("ls /var/lib/cloud/instances").split()) == 1
-        assert h.run("sudo grep -q packer /var/log/auth.log /var/log/syslog").rc != 0
+        assert "packer" not in h.check_output("sudo journalctl --no-pager -q")
+
+
+def test_zz_build_key_is_refused(inventory, build_identity):
+    """Last on purpose: these failed logins come from this machine's address,
+    which the instances' fail2ban then bans (as it should); nothing after this
+    test needs SSH."""
+    key = os.environ["IMAGE_BUILD_KEY"]
+    for name, vars_ in inventory.items():
+        for user in (build_identity["build_user"], "admin"):
+            # each attempt is a new connection from the same address, which the
+            # firewall's SSH rate limit (6 per 30 s) would otherwise drop
+            time.sleep(8)
+            out = subprocess.run(
+                ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                 "-o", "ConnectTimeout=20", "-p", str(vars_["ansible_port"]),
+                 f"{user}@127.0.0.1", "true"], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 255, (name, user, out.stderr)
+            assert "Permission denied" in out.stderr, (name, user, out.stderr)

@@ -26,6 +26,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(ROOT, "build")
 WORK = os.path.join(BUILD, "nfr")
 VM_TOOL = [sys.executable, os.path.join(ROOT, "scripts", "qemu_vm.py")]
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from qemu_vm import close_control_masters, write_inventory  # noqa: E402
+
 LAB_NS, SCAN_NS, TAP = "nfr-lab", "nfr-scan", "nfrtap0"
 VM_LAB_IP, SCAN_IP = "192.168.77.10", "192.168.77.20"
 
@@ -84,16 +87,7 @@ def main():
     code = 1
     try:
         lab_up()
-        inventory = os.path.join(WORK, "inventory.yml")
-        with open(inventory, "w") as f:
-            json.dump({"api": {"hosts": {"nfr-instance": {
-                "ansible_host": "127.0.0.1", "ansible_port": state["port"],
-                "ansible_user": "admin", "ansible_ssh_private_key_file": key,
-                "ansible_ssh_common_args": (
-                    "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                    "-o LogLevel=ERROR -o IdentitiesOnly=yes -o ControlMaster=auto "
-                    f"-o ControlPersist=300s -o ControlPath={WORK}/cp-%C "
-                    "-o ServerAliveInterval=15")}}}}, f)
+        inventory = write_inventory(os.path.join(WORK, "inventory.yml"), [state], key)
         env = dict(os.environ, NFR_STATE=os.path.join(vm, "vm.json"), NFR_KEY=key,
                    NFR_LAB_NS=LAB_NS, NFR_SCAN_NS=SCAN_NS, NFR_VM_LAB_IP=VM_LAB_IP,
                    NFR_SCAN_IP=SCAN_IP, NFR_RESULTS=os.path.join(BUILD, "nfr-results.json"),
@@ -108,10 +102,7 @@ def main():
                        check=False)
     finally:
         if not args.keep:
-            for name in os.listdir(WORK):
-                if name.startswith("cp-"):
-                    subprocess.run(["ssh", "-o", f"ControlPath={os.path.join(WORK, name)}",
-                                    "-O", "exit", "x"], check=False, capture_output=True)
+            close_control_masters(WORK)
             subprocess.run([*VM_TOOL, "stop", "--dir", vm], check=False)
             lab_down()
     return code

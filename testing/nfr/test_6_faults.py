@@ -16,6 +16,14 @@ def main_pid(host):
     return int(host.check_output(f"systemctl show -p MainPID --value {API}.service"))
 
 
+def under_load(host, wrk, tag, inject, settle=8):
+    """wrk through nginx in the background; inject the fault; return what clients saw."""
+    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag=tag, background=True)
+    time.sleep(settle)
+    inject()
+    return wait_background_wrk(host, pid, tag)
+
+
 def https_ok_inside(host):
     return host.run("curl -fsk -o /dev/null --max-time 2 https://127.0.0.1/healthz").rc == 0
 
@@ -37,11 +45,11 @@ def test_kill_9_gunicorn_master_heals_within_5s(host, wrk, record):
 
 
 def test_kill_a_worker_loses_no_request(host, wrk, record):
-    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag="kill-worker", background=True)
-    time.sleep(8)
-    worker = host.check_output(f"pgrep -P {main_pid(host)} | head -1")
-    host.run_expect([0], f"kill -9 {worker}")
-    result = wait_background_wrk(host, pid, "kill-worker")
+    def kill_worker():
+        worker = host.check_output(f"pgrep -P {main_pid(host)} | head -1")
+        host.run_expect([0], f"kill -9 {worker}")
+
+    result = under_load(host, wrk, "kill-worker", kill_worker)
     record("faults", {"kill_9_worker": result})
     # requests the dead worker held are retried by nginx on another connection
     assert result["non_2xx_3xx"] == 0 and result["socket_errors"] == 0, result
@@ -49,22 +57,20 @@ def test_kill_a_worker_loses_no_request(host, wrk, record):
 
 def test_reload_under_load_loses_no_request(host, wrk, record):
     """A deploy's reload (HUP: new config, new workers, old ones drain)."""
-    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag="reload", background=True)
-    time.sleep(8)
-    host.run_expect([0], f"systemctl reload {API}.service")
-    time.sleep(6)
-    host.run_expect([0], f"systemctl reload {API}.service")
-    result = wait_background_wrk(host, pid, "reload")
+    def reload_twice():
+        host.run_expect([0], f"systemctl reload {API}.service")
+        time.sleep(6)
+        host.run_expect([0], f"systemctl reload {API}.service")
+
+    result = under_load(host, wrk, "reload", reload_twice)
     record("faults", {"hup_reload_twice": result})
     assert result["non_2xx_3xx"] == 0 and result["socket_errors"] == 0, result
 
 
 def test_restart_under_load_queues_on_the_socket(host, wrk, record):
     """A deploy of new code restarts gunicorn; systemd holds the socket meanwhile."""
-    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag="restart", background=True)
-    time.sleep(8)
-    host.run_expect([0], f"systemctl restart {API}.service")
-    result = wait_background_wrk(host, pid, "restart")
+    result = under_load(host, wrk, "restart",
+                        lambda: host.run_expect([0], f"systemctl restart {API}.service"))
     record("faults", {"service_restart": result})
     assert result["non_2xx_3xx"] == 0, result
 
