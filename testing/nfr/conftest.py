@@ -10,13 +10,16 @@ is recorded with `record(...)` into build/nfr-results.json.
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 
 import pytest
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STATE = os.environ.get("NFR_STATE", "")
 pytestmark = pytest.mark.skipif(not STATE, reason="run by testing/nfr/run.py")
 
@@ -80,7 +83,7 @@ def healthy(port, timeout=3):
         return False
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def wrk(host):
     """wrk inside the instance (Debian's package, installed for the test only)."""
     if host.run("command -v wrk").rc != 0:
@@ -122,6 +125,26 @@ def wait_background_wrk(host, pid, tag, timeout=600):
     while time.monotonic() < deadline and host.run(f"kill -0 {pid}").rc == 0:
         time.sleep(1)
     return parse_wrk(host.check_output(f"cat /root/nfr/{tag}.out"))
+
+
+def wait_for_ssh_after_reboot(vm, timeout=300):
+    """The old SSH control master died with the reboot: drop it, and wait
+    (rarely: the firewall rate-limits new SSH connections) for sshd."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from qemu_vm import SSH_PROBE_INTERVAL, close_control_masters
+
+    close_control_masters(os.path.dirname(vm["dir"]))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", vm["port"]), timeout=5) as s:
+                s.settimeout(10)
+                if s.recv(64).startswith(b"SSH-2.0-"):
+                    return
+        except OSError:
+            pass
+        time.sleep(SSH_PROBE_INTERVAL)
+    raise AssertionError("sshd did not come back after the reboot")
 
 
 def rss_kib(host, names):

@@ -102,7 +102,7 @@ def main():
         f"{load_.get('socket_errors', '?')}, non-2xx/3xx {load_.get('non_2xx_3xx', '?')} "
         "(loopback is exempt from the rate limit by design, so no 429s).",
         "",
-        "## Faults (testing/nfr/test_6_faults.py)",
+        "## Faults (testing/nfr/test_7_faults.py)",
         "",
         "| Fault (under load) | Healthy after | Requests | Socket errors | non-2xx/3xx |",
         "|---|---|---|---|---|",

@@ -36,7 +36,7 @@ def test_ca(host, tmp_path_factory):
                    "keyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n")
     openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
             "-days", "2", "-out", crt, "-extfile", ext)
-    host.run_expect([0], "cp -a /etc/nginx/tls /root/nfr/tls.before")
+    host.run_expect([0], "mkdir -p /root/nfr && cp -a /etc/nginx/tls /root/nfr/tls.before")
     host.run_expect([0], f"cat > /etc/nginx/tls/server.crt <<'EOF'\n{crt.read_text()}EOF")
     host.run_expect([0], "umask 077; cat > /etc/nginx/tls/server.key <<'EOF'\n"
                          f"{key.read_text()}EOF")

@@ -6,7 +6,7 @@ nginx, loopback), injects one fault, and counts what the clients saw.
 
 import time
 
-from conftest import API, healthy, wait_background_wrk
+from conftest import API, healthy, wait_background_wrk, wait_for_ssh_after_reboot
 
 CONNECTIONS = 16
 SECONDS = 30
@@ -113,7 +113,7 @@ def test_forced_logrotate_under_load_loses_no_log_line(host, wrk, record):
     assert api_lines >= result["requests"], (api_lines, result)
 
 
-def test_reboot_comes_back_healthy_with_no_hand_step(host, https_port, record):
+def test_reboot_comes_back_healthy_with_no_hand_step(host, vm, https_port, record):
     host.run("systemd-run --on-active=2 systemctl reboot")
     t0 = time.monotonic()
     time.sleep(10)
@@ -122,5 +122,6 @@ def test_reboot_comes_back_healthy_with_no_hand_step(host, https_port, record):
         time.sleep(2)
     healed = round(time.monotonic() - t0, 1)
     record("faults", {"reboot_to_healthy_s": healed})
+    wait_for_ssh_after_reboot(vm)
     assert host.service(f"{API}.service").is_running or host.service(f"{API}.socket").is_running
     assert host.service("nginx").is_running
