@@ -14,6 +14,9 @@ rm -f /etc/sudoers.d/90-cloud-init-users.d
 rm -f /etc/ssh/ssh_host_*
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id /var/lib/systemd/random-seed
+# The build's hostname would name the first lines of every instance's journal
+# (before cloud-init sets the instance's own): boot as plain "localhost".
+echo localhost > /etc/hostname
 if [ -f /etc/nginx/tls/selfsigned ]; then
   rm -f /etc/nginx/tls/server.key /etc/nginx/tls/server.crt
 fi
@@ -38,8 +41,10 @@ pkill -KILL -u ${build_user} || true
 userdel --remove --force ${build_user} || true
 rm -f /etc/sudoers.d/90-cloud-init-users /usr/local/sbin/seal-final
 cloud-init clean --logs >/dev/null 2>&1 || true
-# The journal lives under the build's machine-id: drop it, instances start clean.
-journalctl --rotate >/dev/null 2>&1 || true
+# The journal lives under the build's machine-id: tell journald to write to
+# /run only from here to power-off (else it recreates the directory and logs the
+# shutdown into it), then drop it, so instances start with their own journal only.
+journalctl --relinquish-var || true
 rm -rf /var/log/journal/*
 sync
 fstrim --all || true
