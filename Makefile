@@ -10,7 +10,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-PY_SOURCES := app testing scripts molecule/tests packer ansible/roles/api/files
+PY_SOURCES := app testing scripts molecule packer ansible/roles/api/files
 
 # Virtual machines: kvm where it works (a laptop), tcg (software emulation)
 # where it does not (this project's CI machines). One setting for Molecule,
