@@ -115,7 +115,7 @@ def main():
                        ("logrotate_under_load", "forced logrotate")]:
         r = faults.get(key)
         if r:
-            healed = f"{r['healthy_after_s']} s" if "healthy_after_s" in r else "(no outage)"
+            healed = f"{r['healthy_after_s']} s" if "healthy_after_s" in r else "n/a"
             lines.append(f"| {label} | {healed} | {r['requests']} | "
                          f"{r['socket_errors']} | {r['non_2xx_3xx']} |")
     nginx_restart = faults.get("nginx_restart", {})
