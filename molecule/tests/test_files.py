@@ -1,5 +1,7 @@
 """Owners and modes that matter (linux-baseline os-02, os-03, os-05, os-13)."""
 
+import time
+
 import pytest
 from conftest import API, API_CONFIG_DIR, API_ROOT
 
@@ -62,10 +64,21 @@ def test_auditd_rules_loaded(host):
         assert needle in rules, needle
 
 
+def test_kernel_auditing_is_on(host):
+    # journald turns kernel auditing off whenever it (re)starts unless Audit=yes
+    assert "enabled 1" in host.check_output("sudo auditctl -s").splitlines()
+    host.run_expect([0], "sudo systemctl restart systemd-journald")
+    assert "enabled 1" in host.check_output("sudo auditctl -s").splitlines()
+
+
 def test_auditd_records_identity_changes(host):
     host.run_expect([0], "sudo touch /etc/passwd")
-    out = host.run("sudo ausearch --input-logs -k identity -f /etc/passwd -ts recent")
-    assert out.rc == 0 and "passwd" in out.stdout
+    for _ in range(10):  # auditd writes the record a moment later
+        out = host.run("sudo ausearch --input-logs -k identity -f /etc/passwd -ts recent")
+        if out.rc == 0:
+            break
+        time.sleep(1)
+    assert out.rc == 0 and "passwd" in out.stdout, out.stderr
 
 
 def test_unattended_security_upgrades(host):
