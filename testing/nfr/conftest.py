@@ -10,7 +10,6 @@ is recorded with `record(...)` into build/nfr-results.json.
 import json
 import os
 import re
-import socket
 import ssl
 import subprocess
 import sys
@@ -131,20 +130,13 @@ def wait_for_ssh_after_reboot(vm, timeout=300):
     """The old SSH control master died with the reboot: drop it, and wait
     (rarely: the firewall rate-limits new SSH connections) for sshd."""
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    from qemu_vm import SSH_PROBE_INTERVAL, close_control_masters
+    from qemu_vm import close_control_masters, wait_for_ssh_banner
 
     close_control_masters(os.path.dirname(vm["dir"]))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", vm["port"]), timeout=5) as s:
-                s.settimeout(10)
-                if s.recv(64).startswith(b"SSH-2.0-"):
-                    return
-        except OSError:
-            pass
-        time.sleep(SSH_PROBE_INTERVAL)
-    raise AssertionError("sshd did not come back after the reboot")
+    try:
+        wait_for_ssh_banner(vm["port"], time.monotonic() + timeout, lambda: True)
+    except SystemExit as gone:
+        raise AssertionError(f"sshd did not come back after the reboot: {gone}") from None
 
 
 def rss_kib(host, names):
