@@ -21,13 +21,11 @@ API_LOG_DIR = f"/var/log/{API}"
 API_SOCKET = f"/run/{API}/gunicorn.sock"
 
 PROBE = r"""
-import http.client, json, socket, ssl, sys
+import http.client, json, ssl, sys, threading
 spec = json.loads(sys.argv[1])
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
-results = []
-conn = None
 def connect():
     if spec["scheme"] == "https":
         return http.client.HTTPSConnection(
@@ -35,21 +33,30 @@ def connect():
             source_address=(spec["source"], 0))
     return http.client.HTTPConnection(spec["address"], spec["port"], timeout=spec["timeout"],
                                       source_address=(spec["source"], 0))
-for _ in range(spec["repeat"]):
-    if conn is None:
-        conn = connect()
-    try:
-        conn.request(spec["method"], spec["path"], body=spec["body"], headers=spec["headers"])
-        r = conn.getresponse()
-        body = r.read().decode("utf-8", "replace")
-        results.append({"status": r.status, "headers": [[k.lower(), v] for k, v in r.getheaders()],
-                        "body": body})
-        if r.getheader("connection", "").lower() == "close":
-            conn.close(); conn = None
-    except (OSError, http.client.HTTPException) as e:
-        results.append({"status": 0, "headers": [], "body": "", "error": repr(e)})
-        conn = None
-print(json.dumps(results))
+def client(count, results):
+    conn = None
+    for _ in range(count):
+        if conn is None:
+            conn = connect()
+        try:
+            conn.request(spec["method"], spec["path"], body=spec["body"], headers=spec["headers"])
+            r = conn.getresponse()
+            body = r.read().decode("utf-8", "replace")
+            results.append({"status": r.status, "body": body,
+                            "headers": [[k.lower(), v] for k, v in r.getheaders()]})
+            if r.getheader("connection", "").lower() == "close":
+                conn.close(); conn = None
+        except (OSError, http.client.HTTPException) as e:
+            results.append({"status": 0, "headers": [], "body": "", "error": repr(e)})
+            conn = None
+# `concurrency` clients on their own connections share `repeat` requests.
+n = spec["concurrency"]
+shares = [[] for _ in range(n)]
+threads = [threading.Thread(target=client, args=(spec["repeat"] // n + (i < spec["repeat"] % n),
+                                                 shares[i])) for i in range(n)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps([r for share in shares for r in share]))
 """
 
 
@@ -78,10 +85,11 @@ def http(host):
     """http(path, ...) -> Response, or a list of them with repeat=N."""
 
     def request(path, method="GET", scheme="https", address="127.0.0.1", port=None,
-                headers=None, body=None, repeat=1, source="", timeout=15):
+                headers=None, body=None, repeat=1, source="", timeout=15, concurrency=1):
         spec = {"path": path, "method": method, "scheme": scheme, "address": address,
                 "port": port or (443 if scheme == "https" else 80), "headers": headers or {},
-                "body": body, "repeat": repeat, "source": source, "timeout": timeout}
+                "body": body, "repeat": repeat, "source": source, "timeout": timeout,
+                "concurrency": concurrency}
         cmd = host.run("python3 -c %s %s", PROBE, json.dumps(spec))
         assert cmd.rc == 0, cmd.stderr
         responses = [Response(r) for r in json.loads(cmd.stdout)]

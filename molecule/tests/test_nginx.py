@@ -124,7 +124,10 @@ def test_self_signed_certificate_is_ecdsa_p256_for_this_host(host):
 
 
 def test_burst_from_one_client_gets_json_429(http, primary_address):
-    responses = http("/customers", address=primary_address, source=primary_address, repeat=120)
+    # 8 clients at once: one client in a row is too slow under emulation to
+    # pass 20 r/s for long, and real bursts come from many connections anyway.
+    responses = http("/customers", address=primary_address, source=primary_address,
+                     repeat=240, concurrency=8)
     statuses = [r.status for r in responses]
     assert statuses.count(200) >= 40, statuses  # the burst allowance is served
     limited = [r for r in responses if r.status == 429]
