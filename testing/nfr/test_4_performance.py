@@ -26,6 +26,9 @@ def seed_server(host):
         if host.run("curl -fsS http://127.0.0.1:5000/healthz").rc == 0:
             break
         time.sleep(1)
+    else:
+        pytest.fail("python app/app.py did not answer on :5000: "
+                    + host.run("tail -20 /root/nfr/seed.log").stdout)
     yield int(pid)
     host.run(f"kill {pid}")
 
@@ -36,12 +39,15 @@ def direct_gunicorn(host):
     host.run_expect([0], f"systemd-run --unit=nfr-gunicorn --uid={API} --gid={API} "
                          f"--working-directory={RELEASE} "
                          f"{RELEASE}/venv/bin/gunicorn --config /etc/{API}/gunicorn.conf.py "
-                         "--bind 127.0.0.1:8001 --access-logfile /dev/null "
-                         "--error-logfile /root/nfr/gunicorn-direct.log")
+                         # (the service user cannot write under /root: errors go to the journal)
+                         "--bind 127.0.0.1:8001 --access-logfile /dev/null --error-logfile -")
     for _ in range(60):
         if host.run("curl -fsS http://127.0.0.1:8001/healthz").rc == 0:
             break
         time.sleep(1)
+    else:
+        pytest.fail("gunicorn on :8001 did not answer: "
+                    + host.run("journalctl -u nfr-gunicorn -n 20 --no-pager").stdout)
     yield
     host.run("systemctl stop nfr-gunicorn")
 
