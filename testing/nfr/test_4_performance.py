@@ -36,7 +36,7 @@ def seed_server(host):
 @pytest.fixture(scope="module")
 def direct_gunicorn(host):
     """The deployed gunicorn (same config, workers, threads), on TCP instead of the socket."""
-    host.run_expect([0], f"systemd-run --unit=nfr-gunicorn --uid={API} --gid={API} "
+    host.run_expect([0], f"systemd-run --collect --unit=nfr-gunicorn --uid={API} --gid={API} "
                          f"--working-directory={RELEASE} "
                          f"{RELEASE}/venv/bin/gunicorn --config /etc/{API}/gunicorn.conf.py "
                          # (the service user cannot write under /root: errors go to the journal)
