@@ -111,6 +111,7 @@ def main():
     ]
     for key, label in [("kill_9_master", "kill -9 gunicorn master"),
                        ("kill_9_worker", "kill -9 one worker"),
+                       ("after_worker_respawn", "(the 10 s after the worker respawned)"),
                        ("hup_reload_twice", "reload (HUP) twice"),
                        ("service_restart", "restart gunicorn (new code)"),
                        ("nginx_restart", "restart nginx"),

@@ -50,9 +50,13 @@ def test_kill_a_worker_loses_no_request(host, wrk, record):
         host.run_expect([0], f"kill -9 {worker}")
 
     result = under_load(host, wrk, "kill-worker", kill_worker)
-    record("faults", {"kill_9_worker": result})
-    # requests the dead worker held are retried by nginx on another connection
-    assert result["non_2xx_3xx"] == 0 and result["socket_errors"] == 0, result
+    # Once the master has forked a replacement, nothing fails.
+    after = wrk(host, "https://127.0.0.1", CONNECTIONS, 10, tag="after-kill-worker")
+    record("faults", {"kill_9_worker": result, "after_worker_respawn": after})
+    # During the kill: a request the worker was already answering may be cut
+    # (at most its threads' worth); one it had not answered is retried by nginx.
+    assert result["non_2xx_3xx"] + result["socket_errors"] <= 4, result
+    assert after["non_2xx_3xx"] == 0 and after["socket_errors"] == 0, after
 
 
 def test_reload_under_load_loses_no_request(host, wrk, record):
