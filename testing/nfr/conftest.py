@@ -98,9 +98,11 @@ def wrk(host):
 ROUTES_LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "routes.lua")
 
 
-def run_wrk(host, url, connections, seconds, threads=2, tag="nfr", background=False):
+def run_wrk(host, url, connections, seconds, threads=2, tag="nfr", background=False,
+            logged_only=False):
     """Run wrk in the instance; returns its summary dict (or the pid if background)."""
-    cmd = (f"NFR_TAG={tag} wrk --latency --timeout 10s -t{threads} -c{connections} "
+    cmd = (f"NFR_TAG={tag} NFR_LOGGED_ONLY={int(logged_only)} "
+           f"wrk --latency --timeout 10s -t{threads} -c{connections} "
            f"-d{seconds}s -s /root/nfr/routes.lua {url}")
     if background:
         out = host.check_output(f"nohup sh -c '{cmd} > /root/nfr/{tag}.out 2>&1' "

@@ -102,7 +102,9 @@ def test_restart_nginx_under_load(host, wrk, record):
 
 def test_forced_logrotate_under_load_loses_no_log_line(host, wrk, record):
     tag = f"rotate{int(time.time())}"
-    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag=tag, background=True)
+    # (routes nginx logs only: /healthz is left out of its access log by design)
+    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag=tag, background=True,
+              logged_only=True)
     time.sleep(10)
     host.run_expect([0], "logrotate -f /etc/logrotate.conf")
     result = wait_background_wrk(host, pid, tag)
@@ -121,14 +123,21 @@ def test_forced_logrotate_under_load_loses_no_log_line(host, wrk, record):
 
 
 def test_reboot_comes_back_healthy_with_no_hand_step(host, vm, https_port, record):
+    boot_id = host.file("/proc/sys/kernel/random/boot_id").content_string.strip()
     host.run("systemd-run --on-active=2 systemctl reboot")
     t0 = time.monotonic()
-    time.sleep(10)
+    # first down (the old boot stops its services, which takes a while under
+    # emulation), then up again: healthy from the old boot does not count
+    while healthy(https_port):
+        assert time.monotonic() - t0 < 300, "still serving 5 min after `systemctl reboot`"
+        time.sleep(1)
+    down = round(time.monotonic() - t0, 1)
     while not healthy(https_port):
         assert time.monotonic() - t0 < 600, "not healthy 10 min after reboot"
         time.sleep(2)
     healed = round(time.monotonic() - t0, 1)
-    record("faults", {"reboot_to_healthy_s": healed})
+    record("faults", {"reboot_to_healthy_s": healed, "reboot_stopped_serving_after_s": down})
     wait_for_ssh_after_reboot(vm)
+    assert host.file("/proc/sys/kernel/random/boot_id").content_string.strip() != boot_id
     assert host.service(f"{API}.service").is_running or host.service(f"{API}.socket").is_running
     assert host.service("nginx").is_running
