@@ -32,12 +32,17 @@ def test_kill_9_gunicorn_master_heals_within_5s(host, wrk, record):
     pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag="kill-master", background=True)
     time.sleep(8)
     killed = main_pid(host)
-    host.run_expect([0], f"kill -9 {killed}")
-    t0 = time.monotonic()
-    while not (https_ok_inside(host) and main_pid(host) not in (0, killed)):
-        assert time.monotonic() - t0 < 30, "not healthy 30 s after kill -9"
-        time.sleep(0.2)
-    healed = round(time.monotonic() - t0, 2)
+    # Timed inside the instance (an SSH round trip per probe would blur it):
+    # kill, then probe every 0.1 s until a new master answers over HTTPS.
+    out = host.check_output(
+        f"t0=$(date +%s%N); kill -9 {killed}; "
+        f"while :; do pid=$(systemctl show -p MainPID --value {API}.service); "
+        f"if [ \"$pid\" != 0 ] && [ \"$pid\" != {killed} ] && "
+        "curl -fsk -o /dev/null --max-time 2 https://127.0.0.1/healthz; then break; fi; "
+        "[ $(( $(date +%s%N) - t0 )) -gt 30000000000 ] && break; sleep 0.1; done; "
+        "echo $(( ($(date +%s%N) - t0) / 1000000 ))")
+    healed = round(int(out.strip()) / 1000, 2)
+    assert healed < 30, "not healthy 30 s after kill -9"
     result = wait_background_wrk(host, pid, "kill-master")
     record("faults", {"kill_9_master": {"healthy_after_s": healed, **result}})
     assert healed <= 5, healed
