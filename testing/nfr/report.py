@@ -164,7 +164,8 @@ def main():
         f"nmap from another host (a network namespace) over ports "
         f"{net.get('nmap_ports_scanned', '?')}: open {net.get('nmap_open_tcp_ports', '?')}. "
         f"fail2ban banned the scanner after {net.get('fail2ban_banned_after_attempts', '?')} "
-        "failed SSH logins.",
+        "more failed SSH logins (the jail also counts the refused root/password logins of "
+        "the test before; maxretry 5 in 10 minutes).",
         "",
         "## Reproduce",
         "",
