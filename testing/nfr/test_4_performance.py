@@ -16,19 +16,22 @@ SECONDS = 20
 RELEASE = f"/opt/{API}/current"
 
 
+def wait_until_answers(host, url, log_command, seconds=60):
+    """Wait for a server started in the instance; fail with its log if it never answers."""
+    for _ in range(seconds):
+        if host.run(f"curl -fsS {url}").rc == 0:
+            return
+        time.sleep(1)
+    pytest.fail(f"{url} did not answer: " + host.run(log_command).stdout)
+
+
 @pytest.fixture(scope="module")
 def seed_server(host):
     """`python app/app.py` as supplied (Flask's server, :5000), as the service user."""
     pid = host.check_output(
         f"cd {RELEASE} && nohup setpriv --reuid={API} --regid={API} --clear-groups "
         f"{RELEASE}/venv/bin/python app/app.py > /root/nfr/seed.log 2>&1 & echo $!")
-    for _ in range(60):
-        if host.run("curl -fsS http://127.0.0.1:5000/healthz").rc == 0:
-            break
-        time.sleep(1)
-    else:
-        pytest.fail("python app/app.py did not answer on :5000: "
-                    + host.run("tail -20 /root/nfr/seed.log").stdout)
+    wait_until_answers(host, "http://127.0.0.1:5000/healthz", "tail -20 /root/nfr/seed.log")
     yield int(pid)
     host.run(f"kill {pid}")
 
@@ -41,13 +44,8 @@ def direct_gunicorn(host):
                          f"{RELEASE}/venv/bin/gunicorn --config /etc/{API}/gunicorn.conf.py "
                          # (the service user cannot write under /root: errors go to the journal)
                          "--bind 127.0.0.1:8001 --access-logfile /dev/null --error-logfile -")
-    for _ in range(60):
-        if host.run("curl -fsS http://127.0.0.1:8001/healthz").rc == 0:
-            break
-        time.sleep(1)
-    else:
-        pytest.fail("gunicorn on :8001 did not answer: "
-                    + host.run("journalctl -u nfr-gunicorn -n 20 --no-pager").stdout)
+    wait_until_answers(host, "http://127.0.0.1:8001/healthz",
+                       "journalctl -u nfr-gunicorn -n 20 --no-pager")
     yield
     host.run("systemctl stop nfr-gunicorn")
 
