@@ -67,15 +67,20 @@ with tempfile.TemporaryDirectory() as d:
         ["curl", "--no-progress-meter", "--show-error", "--insecure", "--http2",
          "--parallel", "--parallel-max", str(spec["count"]), "--interface", spec["source"],
          "--max-time", str(spec["timeout"]), "--output", d + "/#1",
-         "--write-out", MARK + "%{http_code} %{http_version} %{filename_effective}\n%{header_json}",
+         "--write-out",
+         MARK + "%{http_code} %{http_version} %{filename_effective}\n%{errormsg}\n%{header_json}",
          url], capture_output=True, text=True, check=False)
     results = []
     for record in out.stdout.split(MARK)[1:]:
-        first, _, headers = record.partition("\n")
+        first, error, headers = record.split("\n", 2)
         status, version, filename = first.split(" ", 2)
-        with open(filename, encoding="utf-8", errors="replace") as f:
-            body = f.read()
+        try:  # curl makes the file when the first body byte arrives
+            with open(filename, encoding="utf-8", errors="replace") as f:
+                body = f.read()
+        except FileNotFoundError:
+            body = ""
         results.append({"status": int(status), "http_version": version, "body": body,
+                        "error": error or None,
                         "headers": [[k, v] for k, vs in json.loads(headers).items() for v in vs]})
 print(json.dumps({"rc": out.returncode, "stderr": out.stderr, "responses": results}))
 """
@@ -128,9 +133,10 @@ def simultaneous(host):
         cmd = host.run("python3 -c %s %s", MULTIPLEXED, json.dumps(spec))
         assert cmd.rc == 0, cmd.stderr
         result = json.loads(cmd.stdout)
-        assert result["rc"] == 0 and len(result["responses"]) == count, result
-        assert {r["http_version"] for r in result["responses"]} == {"2"}, result
-        return [Response(r) for r in result["responses"]]
+        responses = [Response(r) for r in result["responses"]]
+        assert result["rc"] == 0 and len(responses) == count, (result["stderr"], responses)
+        assert {r["http_version"] for r in result["responses"]} == {"2"}, responses
+        return responses
 
     return request
 

@@ -124,7 +124,8 @@ def test_self_signed_certificate_is_ecdsa_p256_for_this_host(host):
 
 
 def test_burst_from_one_client_gets_json_429(host, simultaneous, primary_address):
-    # 200 requests at once, as HTTP/2 streams, so that they reach nginx
+    # 120 requests at once, as HTTP/2 streams on one connection (nginx allows
+    # 128 at a time), so that they reach nginx
     # together rather than at the pace of one emulated client: the burst
     # allowance (40, +1 for the rate itself) is served, the rest get 429.
     # A guest starved by other VMs can spread the arrivals over seconds; then
@@ -140,9 +141,9 @@ def test_burst_from_one_client_gets_json_429(host, simultaneous, primary_address
             "sudo grep -c -E -- %s /var/log/nginx/error.log || true", pattern) or 0)
 
     logged_before = refusals_logged()
-    responses = simultaneous("/customers", 200, primary_address)
+    responses = simultaneous("/customers", 120, primary_address)
     statuses = sorted(r.status for r in responses)
-    assert set(statuses) == {200, 429}, statuses
+    assert set(statuses) == {200, 429}, responses
     assert statuses.count(200) >= 41, statuses
     limited = [r for r in responses if r.status == 429]
     assert assert_json(limited[0]) == {"error": "Too Many Requests"}
