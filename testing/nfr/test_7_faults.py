@@ -71,9 +71,11 @@ def test_kill_a_worker_loses_no_request(host, wrk, record):
     # Once the master has forked a replacement, nothing fails.
     after = wrk(host, "https://127.0.0.1", CONNECTIONS, 10, tag="after-kill-worker")
     record("faults", {"kill_9_worker": result, "after_worker_respawn": after})
-    # During the kill: a request the worker was already answering may be cut
-    # (at most its threads' worth); one it had not answered is retried by nginx.
-    assert result["non_2xx_3xx"] + result["socket_errors"] <= 4, result
+    # During the kill: requests the worker was answering are cut, and nginx's
+    # retry of one sent to it can land on another kept-alive connection to the
+    # same dead worker (measured: 3 x 502 + 2 cut reads of 5090). Each failure
+    # needs a connection the dead worker held, so at most one per wrk connection.
+    assert result["non_2xx_3xx"] + result["socket_errors"] <= CONNECTIONS, result
     assert after["non_2xx_3xx"] == 0 and after["socket_errors"] == 0, after
 
 
