@@ -6,9 +6,9 @@ booted from the baked image (packer/verify): pytest's --hosts and
 
 Requests to the API are made *inside* the host with a small python3 probe
 (python3 is on every host Ansible manages), so no test tool is installed on
-the host and the emulated NIC is not what is being measured. Bursts that must arrive at
-once go as HTTP/2 streams on one connection with curl (in Debian and Ubuntu
-cloud images).
+the host and the emulated NIC is not what is being measured. Bursts that
+must arrive together go as HTTP/2 streams on one connection with curl (in
+Debian's and Ubuntu's cloud images).
 """
 
 import json
@@ -54,9 +54,9 @@ print(json.dumps(results))
 """
 
 # N requests sent at once as HTTP/2 streams on ONE connection (curl --parallel
-# multiplexes): nginx reads them in one go, so they reach limit_req within a
-# few milliseconds however slow the guest is. Answers are printed in PROBE's
-# format. (curl is in Debian's and Ubuntu's cloud images.)
+# multiplexes), so they reach nginx together rather than at one client's pace
+# (a guest starved by other VMs can still spread them over seconds). Prints
+# curl's exit code and stderr, and the answers in PROBE's format.
 MULTIPLEXED = r"""
 import json, subprocess, sys, tempfile
 spec = json.loads(sys.argv[1])

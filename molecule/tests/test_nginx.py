@@ -125,9 +125,9 @@ def test_self_signed_certificate_is_ecdsa_p256_for_this_host(host):
 
 def test_burst_from_one_client_gets_json_429(host, simultaneous, primary_address):
     # 120 requests at once, as HTTP/2 streams on one connection (nginx allows
-    # 128 at a time), so that they reach nginx
-    # together rather than at the pace of one emulated client: the burst
-    # allowance (40, +1 for the rate itself) is served, the rest get 429.
+    # 128 at a time), so that they reach nginx together rather than at the
+    # pace of one emulated client: the burst allowance (40, +1 for the rate
+    # itself) is served, the rest get 429.
     # A guest starved by other VMs can spread the arrivals over seconds; then
     # fewer are over the rate, and it is the per-address connection limit
     # (every HTTP/2 stream counts) that answers 429. Either limiter is this
