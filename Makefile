@@ -20,6 +20,19 @@ VM_CPU   ?= $(if $(filter kvm,$(VM_ACCEL)),host,qemu64)
 export VM_ACCEL VM_CPU
 SCENARIO ?= default
 
+# Ansible's strategy for every converge (Molecule, Packer, Vagrant): mitogen's
+# mitogen_linear keeps one Python per host instead of starting one per task,
+# which halves a converge under emulation (docs/decisions.md). Optional, never
+# required: ANSIBLE_MITOGEN=0 runs Ansible's own linear strategy.
+ANSIBLE_MITOGEN ?= 1
+MITOGEN_STRATEGIES = $(wildcard $(CURDIR)/$(VENV)/lib/python3*/site-packages/ansible_mitogen/plugins/strategy)
+ifeq ($(ANSIBLE_MITOGEN),1)
+export ANSIBLE_STRATEGY_PLUGINS = $(MITOGEN_STRATEGIES)
+export ANSIBLE_STRATEGY = $(if $(MITOGEN_STRATEGIES),mitogen_linear,linear)
+endif
+# Every stage records its duration here (scripts/timings.py).
+export STAGE_TIMINGS ?= $(CURDIR)/build/timings.json
+
 .PHONY: help
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,15 +80,15 @@ base-image: ## Build (or reuse) the local Debian 12 base qcow2 (root, loop devic
 	bash packer/base-image/build.sh
 
 .PHONY: molecule-test
-molecule-test: venv ## molecule test on a qemu VM (SCENARIO=default|smoke); times in build/timings.json
+molecule-test: venv ## molecule test -s SCENARIO: default (the roles), image (baked instances), nfr
 	$(BIN)/python scripts/timed.py molecule_$(SCENARIO) -- $(BIN)/molecule test -s $(SCENARIO)
 
 .PHONY: molecule-converge
-molecule-converge: venv ## Boot the scenario's VM (if needed) and converge it
+molecule-converge: venv ## Boot the scenario's VM (if needed) and converge it (default)
 	$(BIN)/molecule converge -s $(SCENARIO)
 
 .PHONY: molecule-verify
-molecule-verify: venv ## Run the Testinfra suite against the converged VM
+molecule-verify: venv ## Run the scenario's Testinfra suite against its running VMs
 	$(BIN)/molecule verify -s $(SCENARIO)
 
 .PHONY: molecule-login
@@ -83,7 +96,7 @@ molecule-login: venv ## SSH into the scenario's VM
 	$(BIN)/molecule login -s $(SCENARIO)
 
 .PHONY: molecule-destroy
-molecule-destroy: venv ## Stop the scenario's VM and delete its disk
+molecule-destroy: venv ## Stop the scenario's VMs and delete their disks
 	$(BIN)/molecule destroy -s $(SCENARIO)
 
 .PHONY: image
@@ -91,12 +104,12 @@ image: venv ## Bake the local qemu image with Packer (build/image/supermega-api.
 	$(BIN)/python scripts/timed.py image -- bash packer/build-local.sh
 
 .PHONY: image-verify
-image-verify: venv ## Boot two instances of the baked image; run the Testinfra suite and image checks
-	$(BIN)/python packer/verify.py
+image-verify: venv ## = molecule test -s image: two instances of the baked image, Testinfra + image checks
+	$(MAKE) --no-print-directory molecule-test SCENARIO=image
 
 .PHONY: verify
-verify: venv ## Non-functional suite on an instance of the image: perf, load, faults, bad input, TLS, network
-	$(BIN)/python testing/nfr/run.py
+verify: venv ## = molecule test -s nfr: perf, load, faults, bad input, TLS, network, on an instance
+	$(MAKE) --no-print-directory molecule-test SCENARIO=nfr
 
 .PHONY: up
 up: deps vagrant-up ## Bring the service up: the whole stack in a local VM (https://127.0.0.1:8443)
@@ -116,26 +129,28 @@ vagrant-destroy: ## `vagrant destroy -f` and stop the libvirt daemons this proje
 	bash scripts/vagrant-local.sh stop-daemons
 
 .PHONY: vagrant-check
-vagrant-check: venv vagrant-box ## vagrant up, HTTPS from the host, provision again (0 changed), destroy
+vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HTTPS from the host, destroy
 	$(BIN)/python scripts/vagrant_check.py
 
-# The VM suites in three lanes at once. Each TCG guest is mostly one busy core
-# and waits on SSH round trips, so three lanes share the two cores better than
-# two: the longest lane (bake -> image checks -> NFR suite) sets the time.
-# The NFR suite's ratios are taken within its own run, so sharing is fair to them.
-.PHONY: lane-roles lane-vagrant lane-image
+# The VM suites in two lanes, one VM busy per lane (an emulated guest keeps
+# about one core busy; a third VM at once only slows the other two):
+#   roles: molecule test (from scratch, idempotence, suite), then vagrant up
+#   image: packer build, then the image's instances, then the NFR suite
+.PHONY: lane-roles lane-image
 lane-roles:
-	$(MAKE) --no-print-directory molecule-test 2>&1 | sed -u 's/^/[roles] /'
-lane-vagrant:
-	( $(MAKE) --no-print-directory molecule-test SCENARIO=smoke \
-	  && $(MAKE) --no-print-directory vagrant-check ) 2>&1 | sed -u 's/^/[vagrant] /'
+	( $(MAKE) --no-print-directory molecule-test SCENARIO=default \
+	  && $(MAKE) --no-print-directory vagrant-check ) 2>&1 | sed -u 's/^/[roles] /'
 lane-image:
 	( $(MAKE) --no-print-directory image && $(MAKE) --no-print-directory image-verify \
 	  && $(MAKE) --no-print-directory verify ) 2>&1 | sed -u 's/^/[image] /'
 
 .PHONY: vm-suites
-vm-suites: venv base-image ## Molecule, Vagrant, and bake -> image checks -> NFR suite, in parallel lanes
-	$(MAKE) --no-print-directory -k -j3 lane-roles lane-vagrant lane-image
+vm-suites: venv base-image ## The VM suites in two lanes: roles + Vagrant | bake + image + NFR
+	$(MAKE) --no-print-directory -k -j2 lane-roles lane-image
+
+.PHONY: report
+report: venv ## Write docs/verification.md (and the README's figures) from build/*.json
+	$(BIN)/python testing/nfr/report.py
 
 .PHONY: test
 test: lint unit vm-suites ## Everything CI runs: lint, unit tests, then the VM suites

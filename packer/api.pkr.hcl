@@ -5,8 +5,10 @@
 #                      the local Debian 12 base from packer/base-image)
 #   amazon-ebs.ubuntu  an AMI from Canonical's Ubuntu 24.04 (aws.pkr.hcl)
 #
-# Both run the one playbook (ansible/site.yml), then seal the image so every
-# instance gets its own identity. Build with `make image` (qemu, here) or see
+# Both run the one playbook (ansible/site.yml), then the one seal script
+# (scripts/seal.sh) so every instance gets its own identity; what differs per
+# source is a parameter (source.type), checked statically by
+# packer/tests/test_templates.py. Build with `make image` (qemu, here) or see
 # README.md "Build the AMI". Paths are relative to the repository root.
 
 variable "git_revision" {
@@ -57,6 +59,18 @@ variable "disk_size" {
   description = "qemu: image disk size (cloud-init grows the root partition to it)."
 }
 
+variable "disk_compression" {
+  type        = bool
+  default     = true
+  description = "qemu: compress the qcow2 (smaller to ship; CI turns it off: it only costs time there)."
+}
+
+variable "disk_cache" {
+  type        = string
+  default     = "writeback"
+  description = "qemu: the build disk's cache mode (unsafe: no flushes, for a disk that is thrown away if the build fails)."
+}
+
 variable "output_dir" {
   type        = string
   default     = "build/image"
@@ -92,7 +106,8 @@ source "qemu" "local" {
   disk_image       = true
   use_backing_file = false
   format           = "qcow2"
-  disk_compression = true
+  disk_compression = var.disk_compression
+  disk_cache       = var.disk_cache
   disk_size        = var.disk_size
   disk_interface   = "virtio"
   net_device       = "virtio-net"
@@ -117,12 +132,15 @@ source "qemu" "local" {
     ["-serial", "file:${var.output_dir}-console.log"],
   ]
 
-  communicator         = "ssh"
-  ssh_username         = "packer"
-  ssh_private_key_file = var.build_ssh_key
-  ssh_timeout          = "15m"
-  shutdown_command     = "sudo systemd-run --no-block --unit=seal-final /usr/local/sbin/seal-final"
-  shutdown_timeout     = "10m"
+  communicator              = "ssh"
+  ssh_username              = "packer"
+  ssh_private_key_file      = var.build_ssh_key
+  ssh_timeout               = "15m"
+  ssh_clear_authorized_keys = true
+  # A plain power-off: the seal's last part runs as the machine stops
+  # (seal-final.service), exactly as when EC2 stops the AMI's build instance.
+  shutdown_command = "sudo systemctl poweroff"
+  shutdown_timeout = "10m"
 }
 
 build {
@@ -131,18 +149,25 @@ build {
 
   # Cloud images boot with cloud-init still running (and apt locked): wait.
   provisioner "shell" {
-    inline = ["cloud-init status --wait >/dev/null || true", "cloud-init status"]
+    script = "packer/scripts/wait-cloud-init.sh"
   }
 
-  # The one playbook, exactly as Vagrant and Molecule run it.
+  # The one playbook, exactly as Vagrant and Molecule run it. The AMI's only
+  # difference: its clock comes from the Amazon Time Sync Service, which a
+  # private subnet reaches too (link-local), not from the public pool.
   provisioner "ansible" {
     playbook_file = "ansible/site.yml"
     groups        = ["api"]
     use_proxy     = false
+    extra_arguments = [
+      "--extra-vars",
+      jsonencode({ hardening_time_sync_servers = source.type == "amazon-ebs" ? var.aws_time_sync_servers : [] }),
+    ]
     ansible_env_vars = [
       "ANSIBLE_CONFIG=ansible.cfg",
+      # the build machine is new and reached once, through a key made for it
       "ANSIBLE_HOST_KEY_CHECKING=False",
-      "ANSIBLE_SSH_ARGS=-o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=15",
+      "TIMING_STAGE=image",
     ]
   }
 
@@ -170,10 +195,14 @@ build {
     destination = "${var.artifacts_dir}/image-build-identity.json"
   }
 
-  # Seal: no identity, no build user, no build key, no logs, no apt lists.
+  # Seal, the last step of every source: no identity, no build key, no logs,
+  # no apt lists. The qemu build's user exists only for the build and goes;
+  # on EC2 `ubuntu` stays (cloud-init gives it the operator's key at launch)
+  # with an empty authorized_keys.
   provisioner "shell" {
-    execute_command = "sudo -S sh -c '{{ .Vars }} {{ .Path }}'"
-    script          = "packer/scripts/seal.sh"
+    execute_command  = "sudo -S sh -c '{{ .Vars }} {{ .Path }}'"
+    environment_vars = ["SEAL_REMOVE_BUILD_USER=${source.type == "qemu" ? "yes" : "no"}"]
+    script           = "packer/scripts/seal.sh"
   }
 
   post-processor "manifest" {

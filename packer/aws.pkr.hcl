@@ -21,6 +21,40 @@ variable "aws_subnet_id" {
   description = "Subnet of the build instance (null: the default VPC)."
 }
 
+variable "aws_ssh_interface" {
+  type        = string
+  default     = "public_ip"
+  description = "How Packer and Ansible reach the build instance: public_ip, or private_ip from a build host inside the VPC (a private aws_subnet_id), or session_manager (no inbound SSH at all; needs aws_iam_instance_profile with SSM)."
+
+  validation {
+    condition     = contains(["public_ip", "private_ip", "session_manager"], var.aws_ssh_interface)
+    error_message = "The aws_ssh_interface value must be public_ip, private_ip or session_manager."
+  }
+}
+
+variable "aws_build_source_cidrs" {
+  type        = list(string)
+  default     = []
+  description = "CIDRs allowed to reach the build instance's SSH through the temporary security group (with aws_ssh_interface=private_ip: the build host's own address in the VPC). Empty: only this build host's public address, looked up by Packer. Never the whole internet."
+
+  validation {
+    condition     = ! contains(var.aws_build_source_cidrs, "0.0.0.0/0") && ! contains(var.aws_build_source_cidrs, "::/0")
+    error_message = "The aws_build_source_cidrs value must not open the build instance to the whole internet."
+  }
+}
+
+variable "aws_iam_instance_profile" {
+  type        = string
+  default     = null
+  description = "Instance profile of the build instance (needed for ssh_interface session_manager)."
+}
+
+variable "aws_time_sync_servers" {
+  type        = list(string)
+  default     = ["169.254.169.123"]
+  description = "The AMI's NTP servers: the Amazon Time Sync Service (link-local, reachable from private subnets)."
+}
+
 variable "aws_kms_key_id" {
   type        = string
   default     = null
@@ -38,6 +72,16 @@ source "amazon-ebs" "ubuntu" {
   instance_type = var.aws_instance_type
   subnet_id     = var.aws_subnet_id
 
+  # The build instance is reachable only from the build host (or from inside
+  # the VPC), never from the internet at large.
+  ssh_interface               = var.aws_ssh_interface
+  associate_public_ip_address = var.aws_ssh_interface == "public_ip"
+  iam_instance_profile        = var.aws_iam_instance_profile
+  # (the plugin uses the CIDRs when given, else this host's public address;
+  # session_manager makes no SSH rule at all)
+  temporary_security_group_source_cidrs     = length(var.aws_build_source_cidrs) > 0 ? var.aws_build_source_cidrs : null
+  temporary_security_group_source_public_ip = true
+
   source_ami_filter {
     filters = {
       name                = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
@@ -48,6 +92,9 @@ source "amazon-ebs" "ubuntu" {
     most_recent = true
   }
   ssh_username = "ubuntu"
+  # Packer removes its temporary key once provisioning ends; the seal empties
+  # authorized_keys again at the build's shutdown (scripts/seal.sh).
+  ssh_clear_authorized_keys = true
 
   ami_name        = local.image_name
   ami_description = "SuperMega Bank Customer Account API (${var.git_revision})"

@@ -6,6 +6,9 @@
 #                                    base: any cloud image (Ubuntu 24.04 by default
 #                                    in the template, for machines with internet)
 #
+#   IMAGE_COMPRESS=0                 no qcow2 compression (CI: the image is
+#                                    booted here and thrown away)
+#
 # Writes build/image/supermega-api.qcow2, build/packer-manifest.json, the
 # package and wheel lists, and build/image-build.json (timings, size).
 # Works with Debian's Packer 1.6.6 (no `packer init`, no required_plugins:
@@ -37,24 +40,13 @@ mkdir -p "$build"
 rm -rf "$out" "$seed" "$build/packer-src" "$build"/image-*.txt "$build"/image-build-identity.json \
   "$build/packer-manifest.json"
 
-# A key and a NoCloud seed for this build only: the build user they create is
-# removed when the image is sealed, and the key is never used again.
-mkdir -p "$seed/cidata"
+# A key and a NoCloud seed for this build only (the one seed writer,
+# scripts/qemu_vm.py): the build user they create is removed when the image
+# is sealed, and the key is never used again.
+mkdir -p "$seed"
 ssh-keygen -q -t ed25519 -N '' -C "packer-build-$(date +%s)" -f "$seed/build_key"
-cat >"$seed/cidata/meta-data" <<EOF
-instance-id: packer-build-$(date +%s)
-local-hostname: supermega-api-build
-EOF
-cat >"$seed/cidata/user-data" <<EOF
-#cloud-config
-users:
-  - name: packer
-    shell: /bin/bash
-    sudo: "ALL=(ALL) NOPASSWD:ALL"
-    lock_passwd: true
-    ssh_authorized_keys: ["$(cat "$seed/build_key.pub")"]
-ssh_pwauth: false
-EOF
+python3 scripts/qemu_vm.py seed --dir "$seed/cidata" --hostname supermega-api-build \
+  --user packer --ssh-pubkey "$seed/build_key.pub" >/dev/null
 
 version=$(packer version | sed -n 's/^Packer v\([0-9.]*\).*/\1/p')
 if [[ $(printf '%s\n1.7.0\n' "$version" | sort -V | head -1) == 1.7.0 ]]; then
@@ -76,6 +68,8 @@ PACKER_LOG_PATH=$build/packer.log PACKER_LOG=1 \
   -var "base_image_url=$BASE_IMAGE_URL" \
   -var "base_image_checksum=$BASE_IMAGE_CHECKSUM" \
   -var "accelerator=$accel" \
+  -var "disk_compression=$([ "${IMAGE_COMPRESS:-1}" = 0 ] && echo false || echo true)" \
+  -var "disk_cache=unsafe" \
   -var "qemu_cpu=$cpu" \
   -var "git_revision=$git_revision" \
   -var "output_dir=$out" \

@@ -6,12 +6,14 @@
 #   packer/validate.sh --prepare-only DIR  make DIR a source tree Packer 1.6 can read
 #
 # Modern Packer (>= 1.7) validates packer/ as it is. Debian's Packer 1.6.6
-# cannot parse three things, so it is given a derived tree in which
+# cannot parse a few things, so it is given a derived tree in which
 #   - plugins.pkr.hcl (required_plugins, Packer >= 1.7) is left out;
-#   - aws.pkr.hcl has its two IMDSv2 settings removed (`metadata_options`,
-#     `imds_support`: amazon plugin >= 1.2.1). Everything else in the AMI
-#     source is validated by 1.6.6 as written; the IMDS settings themselves
-#     are only checked by `packer fmt` here and by modern Packer elsewhere.
+#   - aws.pkr.hcl has the settings newer than its built-in amazon builder
+#     removed: `metadata_options`, `imds_support` (IMDSv2; amazon plugin
+#     >= 1.2.1) and `temporary_security_group_source_public_ip`. Everything
+#     else in the AMI source is validated by 1.6.6 as written; those settings
+#     are checked by `packer fmt` and by packer/tests/test_templates.py (a
+#     real HCL parser) here, and by modern Packer elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,16 +22,16 @@ prepare() {
   rm -rf "$dir"
   mkdir -p "$dir"
   ln -s "$(pwd)/packer/api.pkr.hcl" "$dir/api.pkr.hcl"
-  # Drop the metadata_options block and the imds_support line (and only those).
+  # Drop those settings (and only those).
   awk '
     /^[[:space:]]*metadata_options[[:space:]]*\{/ { skip = 1; next }
     skip && /^[[:space:]]*\}/ { skip = 0; next }
     skip { next }
-    /^[[:space:]]*imds_support[[:space:]]*=/ { next }
+    /^[[:space:]]*(imds_support|temporary_security_group_source_public_ip)[[:space:]]*=/ { next }
     { print }
   ' packer/aws.pkr.hcl >"$dir/aws.pkr.hcl"
-  if grep -q -e metadata_options -e imds_support "$dir/aws.pkr.hcl"; then
-    echo "validate.sh: could not strip the IMDS settings" >&2
+  if grep -q -e metadata_options -e imds_support -e source_public_ip "$dir/aws.pkr.hcl"; then
+    echo "validate.sh: could not strip the settings Packer 1.6 does not know" >&2
     exit 1
   fi
 }
@@ -58,5 +60,5 @@ if [[ $(printf '%s\n1.7.0\n' "$version" | sort -V | head -1) == 1.7.0 ]]; then
 else
   prepare "$scratch/src"
   packer validate "${vars[@]}" "$scratch/src"
-  echo "validate.sh: Packer $version validated both sources (IMDS settings: fmt only, see header)"
+  echo "validate.sh: Packer $version validated both sources (newer AMI settings: fmt and tests only, see header)"
 fi

@@ -8,7 +8,7 @@ packages=(
   make git ca-certificates curl openssl rsync
   python3 python3-venv python3-pip
   # VMs: qemu (TCG or KVM), disk images, NoCloud seed ISOs
-  qemu-system-x86 qemu-utils xorriso openssh-client
+  qemu-system-x86 qemu-utils xorriso cloud-image-utils openssh-client
   # the local base image: a Debian root filesystem on a loop-mounted disk
   mmdebstrap fdisk util-linux e2fsprogs
   # the image build (Debian's Packer 1.6.6, with its qemu builder)

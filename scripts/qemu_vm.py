@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
 """Boot and stop throwaway qemu VMs for the project's tests.
 
-One tool serves Molecule's create/destroy playbooks, the baked-image checks
-and the non-functional suite, so every test VM is made the same way:
+One tool serves Molecule's create/destroy playbooks (every scenario: the
+roles, the baked image, the NFR suite), Packer's build seed and the local
+Vagrant box, so every VM is made the same way:
 
-- a qcow2 overlay on a base image (the base is never written to);
-- a NoCloud seed ISO carrying a per-run SSH key, a user with passwordless
-  sudo, a hostname and a fresh instance-id;
+- a qcow2 overlay on a base image (the base is never written to; the
+  overlay is throwaway, so qemu caches it without flushing: cache=unsafe);
+- a NoCloud seed (`seed`: the one writer, cloud-localds) carrying a per-run
+  SSH key, a user with passwordless sudo, a hostname and a fresh instance-id;
 - qemu user-mode networking with SSH (and any --forward) bound to 127.0.0.1
   only, on free ports;
 - the accelerator as a setting (--accel / $VM_ACCEL): kvm where it works,
   tcg where it does not (this project's CI);
 - `start` returns only once sshd answers with its banner, and prints the
-  connection facts as JSON; `stop` kills by pidfile and removes the VM's files.
+  connection facts as JSON (with --healthz, also the seconds from starting
+  qemu to the first HTTPS `/healthz` 200); `stop` kills by pidfile and
+  removes the VM's files.
 
     qemu_vm.py start --name api --dir DIR --base IMG --ssh-pubkey KEY.pub [...]
     qemu_vm.py stop --dir DIR
+    qemu_vm.py seed --dir DIR --user NAME --ssh-pubkey KEY.pub [--iso]
 """
 
 import argparse
@@ -25,9 +30,11 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 
 STATE = "vm.json"
@@ -55,18 +62,42 @@ SSH_PROBE_INTERVAL = 10
 BOOTED = re.compile(rb"login: |Cloud-init v\. \S+ finished")
 
 
-def wait_for_boot(console, deadline, proc_alive):
+def https_healthy(port, timeout=2):
+    """GET https://127.0.0.1:PORT/healthz answers 200 (any certificate: the
+    instance makes its own at first boot)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=ctx,
+                                    timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def wait_for_boot(console, started, deadline, proc_alive, healthz_port=None):
+    """Wait until the console shows the boot finished (and, with healthz_port,
+    until HTTPS /healthz answers 200). Returns the seconds from `started` to
+    the first healthy answer, or None."""
+    booted, healthy = False, None
     while time.monotonic() < deadline:
         if not proc_alive():
             raise SystemExit("qemu_vm: qemu exited while booting (see the console log)")
-        try:
-            with open(console, "rb") as f:
-                if BOOTED.search(f.read()):
-                    return
-        except FileNotFoundError:
-            pass
-        time.sleep(1)
-    raise SystemExit(f"qemu_vm: the boot did not finish before the timeout (see {console})")
+        if healthz_port and healthy is None and https_healthy(healthz_port):
+            healthy = round(time.monotonic() - started, 1)
+        if not booted:
+            try:
+                with open(console, "rb") as f:
+                    booted = bool(BOOTED.search(f.read()))
+            except FileNotFoundError:
+                pass
+        if booted and (healthy is not None or not healthz_port):
+            return healthy
+        time.sleep(0.5)
+    raise SystemExit(f"qemu_vm: the boot did not finish before the timeout (see {console})"
+                     + (" and /healthz never answered 200" if healthz_port and healthy is None
+                        else ""))
 
 
 def wait_for_ssh_banner(port, deadline, proc_alive):
@@ -85,8 +116,12 @@ def wait_for_ssh_banner(port, deadline, proc_alive):
     raise SystemExit(f"qemu_vm: no SSH banner on 127.0.0.1:{port} before the timeout")
 
 
-def make_seed(directory, name, user, pubkey, extra_user_data):
-    meta = f"instance-id: {uuid.uuid4()}\nlocal-hostname: {name}\n"
+def write_seed(directory, name, user, pubkey, extra_user_data, iso=True):
+    """The NoCloud seed every VM of this project boots with: `user-data` and
+    `meta-data` in DIRECTORY (Packer takes these files as its cd_files), and
+    DIRECTORY/seed.iso made from them by cloud-localds (cloud-image-utils)."""
+    os.makedirs(directory, exist_ok=True)
+    meta = f"instance-id: {name}-{uuid.uuid4()}\nlocal-hostname: {name}\n"
     user_data = "#cloud-config\n" + json.dumps({
         "users": [{
             "name": user,
@@ -99,18 +134,19 @@ def make_seed(directory, name, user, pubkey, extra_user_data):
         "disable_root": True,
         **extra_user_data,
     }, indent=1) + "\n"
-    seed_dir = os.path.join(directory, "seed")
-    os.makedirs(seed_dir, exist_ok=True)
+    paths = {}
     for fname, text in (("meta-data", meta), ("user-data", user_data)):
-        with open(os.path.join(seed_dir, fname), "w") as f:
+        paths[fname] = os.path.join(directory, fname)
+        with open(paths[fname], "w") as f:
             f.write(text)
-    iso = os.path.join(directory, "seed.iso")
-    subprocess.run(
-        ["xorriso", "-as", "genisoimage", "-quiet", "-output", iso, "-volid", "cidata",
-         "-joliet", "-rock", os.path.join(seed_dir, "user-data"),
-         os.path.join(seed_dir, "meta-data")],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return iso
+    if not iso:
+        return None
+    if not shutil.which("cloud-localds"):
+        raise SystemExit("qemu_vm: 'cloud-localds' not found (apt install cloud-image-utils)")
+    out = os.path.join(directory, "seed.iso")
+    subprocess.run(["cloud-localds", out, paths["user-data"], paths["meta-data"]], check=True,
+                   stdout=subprocess.DEVNULL)
+    return out
 
 
 def accel_args(accel, cpu):
@@ -135,10 +171,10 @@ def start(args):
         raise SystemExit(f"qemu_vm: {directory} already holds a VM; stop it first")
     if not os.path.isfile(args.base):
         raise SystemExit(f"qemu_vm: base image {args.base} not found (make base-image)")
-    for tool in ("qemu-system-x86_64", "qemu-img", "xorriso"):
+    for tool in ("qemu-system-x86_64", "qemu-img"):
         if not shutil.which(tool):
             raise SystemExit(f"qemu_vm: '{tool}' not found (apt install qemu-system-x86 "
-                             "qemu-utils xorriso)")
+                             "qemu-utils)")
     os.makedirs(directory, exist_ok=True)
     with open(args.ssh_pubkey) as f:
         pubkey = f.read().strip()
@@ -146,8 +182,8 @@ def start(args):
     disk = os.path.join(directory, "disk.qcow2")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
                     "-b", os.path.abspath(args.base), disk, args.disk_size], check=True)
-    seed = make_seed(directory, args.name, args.user, pubkey,
-                     json.loads(args.user_data_json))
+    seed_iso = write_seed(os.path.join(directory, "seed"), args.name, args.user, pubkey,
+                          json.loads(args.user_data_json))
 
     ssh_port = free_port()
     forwards = {"ssh": {"host": ssh_port, "guest": 22}}
@@ -164,8 +200,8 @@ def start(args):
     argv = [
         "qemu-system-x86_64", *accel_args(args.accel, args.cpu),
         "-name", args.name, "-m", str(args.memory), "-smp", str(args.cpus),
-        "-drive", f"file={disk},if=virtio,format=qcow2,discard=unmap",
-        "-drive", f"file={seed},if=virtio,format=raw,media=cdrom,readonly=on",
+        "-drive", f"file={disk},if=virtio,format=qcow2,discard=unmap,cache=unsafe",
+        "-drive", f"file={seed_iso},if=virtio,format=raw,media=cdrom,readonly=on",
         "-netdev", "user,id=n0," + ",".join(hostfwd),
         "-device", "virtio-net-pci,netdev=n0",
         "-device", "virtio-rng-pci",
@@ -203,17 +239,21 @@ def start(args):
     }
     with open(os.path.join(directory, STATE), "w") as f:
         json.dump(state, f, indent=1)
+    healthz_port = forwards[args.healthz]["host"] if args.healthz else None
     try:
-        wait_for_boot(console, started + args.timeout, alive)
+        healthy = wait_for_boot(console, started, started + args.timeout, alive, healthz_port)
         wait_for_ssh_banner(ssh_port, started + args.timeout, alive)
     except SystemExit:
         stop_dir(directory)
         raise
     state["boot_seconds"] = round(time.monotonic() - started, 1)
+    if healthz_port:
+        state["boot_to_healthy_seconds"] = healthy
     with open(os.path.join(directory, STATE), "w") as f:
         json.dump(state, f, indent=1)
-    log(f"{args.name}: SSH on 127.0.0.1:{ssh_port} after {state['boot_seconds']}s "
-        f"({args.accel})")
+    log(f"{args.name}: SSH on 127.0.0.1:{ssh_port} after {state['boot_seconds']}s"
+        + (f", HTTPS /healthz 200 after {healthy}s" if healthz_port else "")
+        + f" ({args.accel})")
     json.dump(state, sys.stdout)
     print()
 
@@ -236,7 +276,7 @@ def stop_dir(directory, keep=False):
         if os.path.exists(pidfile):  # qemu removes it itself on a clean exit
             os.unlink(pidfile)
     if not keep:
-        for name in ("disk.qcow2", "seed.iso", STATE):
+        for name in ("disk.qcow2", STATE):
             path = os.path.join(directory, name)
             if os.path.exists(path):
                 os.unlink(path)
@@ -253,28 +293,6 @@ def is_our_qemu(pid, directory):
     return "qemu-system" in cmdline and directory in cmdline
 
 
-def ansible_host_vars(state, key, control_dir):
-    """Connection variables for an Ansible inventory (and so Testinfra) entry."""
-    return {
-        "ansible_host": "127.0.0.1", "ansible_port": state["port"], "ansible_user": state["user"],
-        "ansible_ssh_private_key_file": key,
-        "ansible_ssh_common_args": (
-            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
-            "-o IdentitiesOnly=yes -o ControlMaster=auto -o ControlPersist=300s "
-            f"-o ControlPath={control_dir}/cp-%C -o ServerAliveInterval=15"),
-    }
-
-
-def write_inventory(path, states, key):
-    """An inventory (JSON is YAML) with every VM in the group `api`; its SSH
-    control sockets live beside it, for close_control_masters()."""
-    control_dir = os.path.dirname(os.path.abspath(path))
-    hosts = {s["instance"]: ansible_host_vars(s, key, control_dir) for s in states}
-    with open(path, "w") as f:
-        json.dump({"api": {"hosts": hosts}}, f, indent=1)
-    return path
-
-
 def close_control_masters(directory):
     for name in os.listdir(directory):
         if name.startswith("cp-"):
@@ -284,6 +302,14 @@ def close_control_masters(directory):
 
 def stop(args):
     stop_dir(os.path.abspath(args.dir), keep=args.keep_disk)
+
+
+def seed(args):
+    with open(args.ssh_pubkey) as f:
+        pubkey = f.read().strip()
+    iso = write_seed(args.dir, args.hostname, args.user, pubkey, json.loads(args.user_data_json),
+                     iso=args.iso)
+    print(iso or os.path.abspath(args.dir))
 
 
 def main():
@@ -310,12 +336,23 @@ def main():
                    help="extra qemu argument (repeat)")
     p.add_argument("--user-data-json", default="{}",
                    help="extra cloud-config keys, as JSON")
+    p.add_argument("--healthz", default="",
+                   help="a --forward LABEL: also wait for HTTPS /healthz 200 there, and time it")
     p.set_defaults(func=start)
 
     p = sub.add_parser("stop", help="kill the VM by pidfile and remove its files")
     p.add_argument("--dir", required=True)
     p.add_argument("--keep-disk", action="store_true")
     p.set_defaults(func=stop)
+
+    p = sub.add_parser("seed", help="write a NoCloud seed (user-data, meta-data, seed.iso)")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--hostname", required=True)
+    p.add_argument("--user", required=True)
+    p.add_argument("--ssh-pubkey", required=True)
+    p.add_argument("--user-data-json", default="{}")
+    p.add_argument("--iso", action="store_true", help="also make DIR/seed.iso")
+    p.set_defaults(func=seed)
 
     args = parser.parse_args()
     args.func(args)

@@ -26,7 +26,7 @@ export VAGRANT_DEFAULT_PROVIDER=libvirt
 export VAGRANT_BOX=$box_name
 export VAGRANT_LIBVIRT_DRIVER=${VAGRANT_LIBVIRT_DRIVER:-$([ "${VM_ACCEL:-tcg}" = kvm ] && echo kvm || echo qemu)}
 export VAGRANT_LOOPBACK_ONLY=1
-export VAGRANT_SEED_ISO=$dir/seed.iso
+export VAGRANT_SEED_ISO=$dir/seed/seed.iso
 export VAGRANT_SSH_KEY=$dir/vagrant_key
 EOF
 }
@@ -84,20 +84,9 @@ box() {
   if [[ ! -f $dir/vagrant_key ]]; then
     ssh-keygen -q -t ed25519 -N '' -C "vagrant-local" -f "$dir/vagrant_key"
   fi
-  mkdir -p "$dir/seed"
-  printf 'instance-id: vagrant-%s\nlocal-hostname: supermega-api\n' "$(date +%s)" >"$dir/seed/meta-data"
-  cat >"$dir/seed/user-data" <<EOF
-#cloud-config
-users:
-  - name: vagrant
-    shell: /bin/bash
-    sudo: "ALL=(ALL) NOPASSWD:ALL"
-    lock_passwd: true
-    ssh_authorized_keys: ["$(cat "$dir/vagrant_key.pub")"]
-ssh_pwauth: false
-EOF
-  xorriso -as genisoimage -quiet -output "$dir/seed.iso" -volid cidata -joliet -rock \
-    "$dir/seed/user-data" "$dir/seed/meta-data" 2>/dev/null
+  # the one NoCloud seed writer (scripts/qemu_vm.py): the `vagrant` user with this key
+  python3 scripts/qemu_vm.py seed --iso --dir "$dir/seed" --hostname supermega-api \
+    --user vagrant --ssh-pubkey "$dir/vagrant_key.pub" >/dev/null
   log "box $box_name and seed ready"
 }
 

@@ -12,8 +12,13 @@ Debian's and Ubuntu's cloud images).
 """
 
 import json
+import os
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from stage_times_pytest import pytest_sessionfinish, pytest_sessionstart  # noqa: E402,F401
 
 # The deployment's names (ansible/group_vars/api/main.yml).
 API = "supermega-api"

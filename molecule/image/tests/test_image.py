@@ -1,7 +1,8 @@
 """Checks only a baked image needs: every instance is its own machine.
 
-Run by packer/verify.py against two instances booted from the image, with
-the build VM's identity (recorded just before sealing) for comparison.
+Run by `molecule test -s image` against two instances booted from the image,
+with the build VM's identity (recorded by Packer just before sealing) for
+comparison.
 """
 
 import json
@@ -12,29 +13,33 @@ import time
 
 import pytest
 import testinfra
+import yaml
 
-INVENTORY = os.environ.get("IMAGE_VERIFY_INVENTORY", "")
-pytestmark = pytest.mark.skipif(not INVENTORY, reason="run by packer/verify.py")
-
-# These tests compare the instances with each other; they do not take --hosts.
-testinfra_hosts = []
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+INSTANCES = os.environ.get("MOLECULE_INSTANCE_CONFIG", "")
+BUILD = os.path.join(ROOT, "build")
+pytestmark = pytest.mark.skipif(not INVENTORY, reason="run by molecule test -s image")
 
 
 @pytest.fixture(scope="module")
 def inventory():
-    with open(INVENTORY) as f:
-        return json.load(f)["api"]["hosts"]
+    """instance name -> its connection facts (Molecule's instance config)."""
+    with open(INSTANCES) as f:
+        return {i["instance"]: i for i in yaml.safe_load(f)}
 
 
 @pytest.fixture(scope="module")
 def instances(inventory):
+    """Every instance, not only the one --hosts gives the `host` fixture."""
     return {name: testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
             for name in sorted(inventory)}
 
 
 @pytest.fixture(scope="module")
 def build_identity():
-    with open(os.environ["IMAGE_BUILD_IDENTITY"]) as f:
+    with open(os.environ.get("IMAGE_BUILD_IDENTITY",
+                             os.path.join(BUILD, "image-build-identity.json"))) as f:
         return json.load(f)
 
 
@@ -86,7 +91,7 @@ def test_no_authorized_key_but_the_instances_own(instances):
         keys = h.check_output("sudo sh -c 'cat /root/.ssh/authorized_keys "
                               "/home/*/.ssh/authorized_keys 2>/dev/null; true'")
         assert [line for line in keys.splitlines() if line.strip()] and \
-            all("image-verify" in line for line in keys.splitlines() if line.strip())
+            all("molecule-image" in line for line in keys.splitlines() if line.strip())
 
 
 def test_cloud_init_ran_for_this_instance(instances):
@@ -129,8 +134,8 @@ def test_zz_build_key_is_refused(inventory, build_identity):
     """Last on purpose: these failed logins come from this machine's address,
     which the instances' fail2ban then bans (as it should); nothing after this
     test needs SSH."""
-    key = os.environ["IMAGE_BUILD_KEY"]
-    for name, vars_ in inventory.items():
+    key = os.environ.get("IMAGE_BUILD_KEY", os.path.join(BUILD, "packer-seed", "build_key"))
+    for name, facts in inventory.items():
         for user in (build_identity["build_user"], "admin"):
             # each attempt is a new connection from the same address, which the
             # firewall's SSH rate limit (6 per 30 s) would otherwise drop
@@ -138,7 +143,7 @@ def test_zz_build_key_is_refused(inventory, build_identity):
             out = subprocess.run(
                 ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
                  "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                 "-o", "ConnectTimeout=20", "-p", str(vars_["ansible_port"]),
+                 "-o", "ConnectTimeout=20", "-p", str(facts["port"]),
                  f"{user}@127.0.0.1", "true"], capture_output=True, text=True, timeout=60)
             assert out.returncode == 255, (name, user, out.stderr)
             assert "Permission denied" in out.stderr, (name, user, out.stderr)
