@@ -47,6 +47,19 @@ def test_every_role_has_a_preflight_and_a_readme(role):
     assert os.path.exists(os.path.join(ROOT, f"ansible/roles/{role}/README.md"))
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_distribution_vars_define_the_same_keys(role):
+    """A key set for Debian 12 (verified here) but not for Ubuntu 24.04 (not
+    runnable here), or the reverse, would only fail on the host that lacks it."""
+    files = sorted(glob.glob(os.path.join(ROOT, f"ansible/roles/{role}/vars/*.yml")))
+    per_distribution = {os.path.basename(f): set(load(os.path.relpath(f, ROOT)) or {})
+                        for f in files if os.path.basename(f) != "main.yml"}
+    if per_distribution:
+        assert sorted(per_distribution) == ["Debian.yml", "Ubuntu.yml"]
+        assert per_distribution["Debian.yml"] == per_distribution["Ubuntu.yml"], (
+            per_distribution["Debian.yml"] ^ per_distribution["Ubuntu.yml"])
+
+
 def test_site_playbook_preflights_every_role():
     play = load("ansible/site.yml")[0]
     preflight = play["pre_tasks"][0]

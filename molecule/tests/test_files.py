@@ -52,6 +52,20 @@ def test_insecure_packages_absent(host):
         assert not host.package(package).is_installed
 
 
+def test_no_crash_reporter_rewrites_the_core_pattern(host):
+    # apport (Ubuntu) resets kernel.core_pattern and fs.suid_dumpable at boot
+    for package in ["apport", "whoopsie"]:
+        assert not host.package(package).is_installed
+    assert host.sysctl("kernel.core_pattern") == "|/bin/false"
+    assert host.sysctl("fs.suid_dumpable") == 0
+
+
+def test_needrestart_only_lists_services_after_an_upgrade(host):
+    conf = host.file("/etc/needrestart/conf.d/50-hardening.conf")
+    assert conf.exists and conf.user == "root" and conf.mode == 0o644
+    assert "$nrconf{restart} = 'l';" in conf.content_string
+
+
 def test_no_hosts_equiv(host):
     assert not host.file("/etc/hosts.equiv").exists
 

@@ -7,13 +7,25 @@ from conftest import API, API_SOCKET
 
 
 @pytest.mark.parametrize("unit", [
-    "ssh.service", "nginx.service", f"{API}.socket", f"{API}.service", "auditd.service",
+    "nginx.service", f"{API}.socket", f"{API}.service", "auditd.service",
     "fail2ban.service", "ufw.service", "systemd-timesyncd.service", "apt-daily-upgrade.timer",
 ])
 def test_unit_active_and_enabled(host, unit):
     service = host.service(unit)
     assert service.is_running, f"{unit} is not active"
     assert service.is_enabled, f"{unit} is not enabled"
+
+
+def socket_activated_ssh(host):
+    """Ubuntu >= 22.10 starts sshd from ssh.socket (systemd holds port 22);
+    Debian 12 runs ssh.service, which listens itself."""
+    return host.system_info.distribution == "ubuntu"
+
+
+def test_ssh_unit_active_and_enabled(host):
+    unit = "ssh.socket" if socket_activated_ssh(host) else "ssh.service"
+    assert host.service(unit).is_running, f"{unit} is not active"
+    assert host.service(unit).is_enabled, f"{unit} is not enabled"
 
 
 def test_no_failed_units(host):
@@ -41,7 +53,8 @@ def is_loopback(address):
 def test_only_sshd_and_nginx_listen_beyond_loopback_on_tcp(host):
     public = {(port, proc) for address, port, proc in listeners(host, "t")
               if not is_loopback(address)}
-    assert public == {(22, "sshd"), (80, "nginx"), (443, "nginx")}
+    ssh = "systemd" if socket_activated_ssh(host) else "sshd"
+    assert public == {(22, ssh), (80, "nginx"), (443, "nginx")}
 
 
 def test_nothing_but_dhcp_listens_beyond_loopback_on_udp(host):
