@@ -1,0 +1,148 @@
+"""The mutation check: every protection has a test that fails without it.
+
+For each protection: the guarding test passes on the live instance; then
+the smallest change that removes the protection is made on that instance;
+the guarding test must now FAIL (pytest exit code 1: a test failed, not an
+error); the change is undone and the test must pass again. A mutation whose
+guard still passes is a test that cannot fail: this module fails then.
+
+Runs last in `molecule test -s image` (on instance-1, after the roles' suite
+and the image checks), or alone: `make mutants`. The table goes to
+build/mutants.json and from there into docs/verification.md.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SUITE = os.path.join(ROOT, "molecule", "tests")
+RESULTS = os.path.join(ROOT, "build", "mutants.json")
+NGINX_API = "/etc/nginx/conf.d/api.conf"
+NGINX_MAIN = "/etc/nginx/nginx.conf"
+SSHD = "/etc/ssh/sshd_config"
+API_UNIT = "/etc/systemd/system/supermega-api.service"
+NGINX_ROTATE = "/etc/logrotate.d/nginx"
+RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
+RELOAD_SSH = "sshd -t && systemctl reload ssh"
+RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
+
+
+@dataclass
+class Mutation:
+    name: str          # what the change removes
+    files: list        # restored from a copy afterwards
+    apply: str         # shell, as root on the instance
+    settle: str        # shell, after the change and again after restoring
+    guard: str         # the test (file::function under molecule/tests) that must fail
+    undo: str = ""     # shell, before the files are restored
+    select: str = ""   # a -k expression picking one parametrized case of the guard
+
+
+MUTATIONS = [
+    Mutation("rate limit (limit_req) removed", [NGINX_API],
+             f"sed -i '/limit_req zone=api_req/d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_burst_from_one_client_gets_json_429"),
+    Mutation("per-client connection limit (limit_conn) removed", [NGINX_API],
+             f"sed -i '/limit_conn api_conn/d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_connections_beyond_the_per_client_limit_get_429"),
+    Mutation("weak ECDSA cipher ECDHE-ECDSA-AES128-SHA allowed", [NGINX_MAIN],
+             f"sed -i 's/ssl_ciphers /ssl_ciphers ECDHE-ECDSA-AES128-SHA:/' {NGINX_MAIN}",
+             RELOAD_NGINX,
+             "test_nginx.py::test_tls_weak_ciphers_refused", select="AES128-SHA]"),
+    Mutation("TLS 1.1 allowed", [NGINX_MAIN],
+             "sed -i -e 's/ssl_protocols TLSv1.2/ssl_protocols TLSv1.1 TLSv1.2/' -e "
+             "'s/ssl_ciphers \\([^;]*\\);/ssl_ciphers \\1:ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0;/' "
+             + NGINX_MAIN, RELOAD_NGINX,
+             "test_nginx.py::test_tls_before_1_2_refused", select="tls1_1"),
+    Mutation("security header (X-Frame-Options) dropped", [NGINX_API],
+             f"sed -i '/add_header X-Frame-Options/d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_every_route_returns_the_seed_data", select="customers and 222"),
+    Mutation("request body limit raised (1k -> 1m)", [NGINX_MAIN],
+             f"sed -i 's/client_max_body_size 1k;/client_max_body_size 1m;/' {NGINX_MAIN}",
+             RELOAD_NGINX, "test_nginx.py::test_oversized_body_gets_json_413"),
+    Mutation("HTTP->HTTPS redirect replaced by data on :80", [NGINX_API],
+             # the first `return 301` is port 80's catch-all: proxy it to the API instead
+             f"sed -i '0,/return 301 https/s//proxy_pass http:\\/\\/api; #/' {NGINX_API}",
+             RELOAD_NGINX, "test_nginx.py::test_http_redirects_to_https_except_healthz"),
+    Mutation("SSH password login enabled", [SSHD],
+             f"sed -i 's/^PasswordAuthentication no/PasswordAuthentication yes/' {SSHD}",
+             RELOAD_SSH, "test_ssh.py::test_sshd_setting", select="passwordauthentication"),
+    Mutation("SSH root login allowed", [SSHD],
+             f"sed -i 's/^PermitRootLogin no/PermitRootLogin yes/' {SSHD}",
+             RELOAD_SSH, "test_ssh.py::test_sshd_setting", select="permitrootlogin"),
+    Mutation("port 8080 opened in the firewall, with a listener", [],
+             "ufw allow 8080/tcp >/dev/null && systemd-run --unit=mutant-8080 "
+             "python3 -m http.server 8080 >/dev/null", "sleep 1",
+             "test_firewall.py::test_only_ssh_http_https_are_allowed",
+             undo="systemctl stop mutant-8080; ufw delete allow 8080/tcp >/dev/null"),
+    Mutation("sandbox directive ProtectSystem=strict removed from the API unit", [API_UNIT],
+             f"sed -i '/^ProtectSystem=strict/d' {API_UNIT}", RESTART_API,
+             "test_api_unit.py::test_service_properties", select="ProtectSystem"),
+    Mutation("log rotation's reopen signal (nginx USR1) removed", [NGINX_ROTATE],
+             f"sed -i '/kill -USR1/d; /nginx -s reopen/d; /invoke-rc.d nginx rotate/d' "
+             f"{NGINX_ROTATE}", "true", "test_logging.py::test_forced_rotation_keeps_logging"),
+]
+
+
+def run_guard(config, mutation):
+    """The guarding test, alone, against the same host as this suite."""
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header",
+            "-o", "addopts=", f"--connection={config.option.connection}",
+            f"--ansible-inventory={config.option.ansible_inventory}",
+            f"--hosts={config.option.hosts}", "--sudo", os.path.join(SUITE, mutation.guard),
+            *(["-k", mutation.select] if mutation.select else [])]
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=SUITE, check=False,
+                         env=dict(os.environ, PYTEST_ADDOPTS=""))
+    tail = "\n".join(out.stdout.splitlines()[-15:])
+    return out.returncode, tail
+
+
+def save(row):
+    rows = []
+    if os.path.exists(RESULTS):
+        with open(RESULTS) as f:
+            rows = [r for r in json.load(f) if r["mutation"] != row["mutation"]]
+    rows.append(row)
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
+def test_mutants_are_caught(host, request, mutation):
+    config = request.config
+    started = time.monotonic()
+    row = {"mutation": mutation.name,
+           "guard": mutation.guard + (f" (-k '{mutation.select}')" if mutation.select else "")}
+    code, out = run_guard(config, mutation)
+    row["before"] = code
+    assert code == 0, f"the guard fails before any mutation:\n{out}"
+    backup = "/root/mutant-backup"
+    host.run_expect([0], f"rm -rf {backup} && mkdir -p {backup}")
+    for path in mutation.files:
+        host.run_expect([0], f"cp -a {path} {backup}/{os.path.basename(path)}")
+    try:
+        applied = host.run(f"set -e; {mutation.apply}; {mutation.settle}")
+        assert applied.rc == 0, f"the mutation could not be made: {applied.stderr}"
+        for path in mutation.files:   # it really changed something
+            assert host.run(f"cmp -s {path} {backup}/{os.path.basename(path)}").rc == 1, path
+        code, out_mutated = run_guard(config, mutation)
+        row["mutated"] = code
+    finally:
+        if mutation.undo:
+            host.run(mutation.undo)
+        for path in mutation.files:
+            host.run_expect([0], f"cp -a {backup}/{os.path.basename(path)} {path}")
+        host.run_expect([0], mutation.settle)
+    code, out_restored = run_guard(config, mutation)
+    row.update(restored=code, caught=row["mutated"] == 1 and code == 0,
+               seconds=round(time.monotonic() - started, 1))
+    save(row)
+    assert row["mutated"] == 1, f"the guard did not fail without the protection:\n{out_mutated}"
+    assert code == 0, f"the guard fails after the protection came back:\n{out_restored}"
