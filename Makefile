@@ -107,6 +107,10 @@ image: venv ## Bake the local qemu image with Packer (build/image/supermega-api.
 image-verify: venv ## = molecule test -s image: two instances of the baked image, Testinfra + image checks
 	$(MAKE) --no-print-directory molecule-test SCENARIO=image
 
+.PHONY: mutants
+mutants: venv ## The mutation check alone: remove each protection on an instance, its test must fail
+	PYTEST_ADDOPTS="-k mutants" $(BIN)/python scripts/timed.py mutants -- $(BIN)/molecule test -s image
+
 .PHONY: verify
 verify: venv ## = molecule test -s nfr: perf, load, faults, bad input, TLS, network, on an instance
 	$(MAKE) --no-print-directory molecule-test SCENARIO=nfr

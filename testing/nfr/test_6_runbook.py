@@ -1,4 +1,8 @@
-"""The runbook's commands (docs/runbook.md), run as an operator would."""
+"""The runbook's commands (docs/runbook.md), run as an operator would, each
+checked for what the operator would read from it: a pipeline fails if any
+part fails (pipefail), and a command's answer is asserted, not only its exit."""
+
+import json
 
 from conftest import API
 
@@ -6,18 +10,27 @@ ROOT_DIR = f"/opt/{API}"
 
 
 def ok(host, cmd):
-    return host.run_expect([0], cmd).stdout
+    """Run as root with bash's pipefail: `a | tail` fails when `a` fails."""
+    return host.run_expect([0], "bash -o pipefail -c %s", cmd).stdout
 
 
 def test_read_the_logs(host):
-    ok(host, "tail -1 /var/log/nginx/access.log | python3 -m json.tool")
-    ok(host, "grep -c '\"status\":5' /var/log/nginx/access.log || true")
-    rid = ok(host, "tail -1 /var/log/nginx/access.log | python3 -c "
-                   "'import json,sys; print(json.load(sys.stdin)[\"request_id\"])'").strip()
-    ok(host, f"zgrep -h request_id={rid} /var/log/{API}/access.log* || true")
-    ok(host, f"journalctl -u {API} -u nginx --since -1h --no-pager | tail -5")
-    ok(host, "ausearch --input-logs -k identity -ts today --format text | tail -3")
-    ok(host, "fail2ban-client status sshd")
+    # a request of our own, so the log lines below are known to exist
+    rid = "runbook-read-logs-0001"
+    ok(host, f"curl -fsk -o /dev/null -H 'X-Request-ID: {rid}' https://127.0.0.1/customers/111")
+    last = json.loads(ok(host, "tail -1 /var/log/nginx/access.log | python3 -m json.tool"))
+    assert last["request_id"] == rid and last["status"] == 200
+    # server errors: before the fault tests (test_7) there must be none
+    errors = host.run("grep -c '\"status\":5' /var/log/nginx/access.log")
+    assert errors.rc == 1 and errors.stdout.strip() == "0", errors.stdout
+    gunicorn = ok(host, f"zgrep -h request_id={rid} /var/log/{API}/access.log*")
+    assert f"request_id={rid}" in gunicorn and "status=200" in gunicorn
+    journal = ok(host, f"journalctl -u {API} -u nginx --since -1h --no-pager | tail -5")
+    assert journal.strip(), "the journal has nothing for the API and nginx"
+    # cloud-init created this instance's login user at boot: an identity change
+    audit = ok(host, "ausearch --input-logs -k identity -ts today --format text | tail -3")
+    assert "/etc/" in audit, audit
+    assert "Currently banned:" in ok(host, "fail2ban-client status sshd")
 
 
 def test_roll_back_and_forward_in_place(host):
@@ -25,15 +38,19 @@ def test_roll_back_and_forward_in_place(host):
     # a "previous" release to roll back to (an image holds only the one it was baked with)
     ok(host, f"cp -a {live} {ROOT_DIR}/releases/previous-release")
     try:
-        ok(host, f"ls -1t {ROOT_DIR}/releases/")
+        assert "previous-release" in ok(host, f"ls -1t {ROOT_DIR}/releases/")
         ok(host, f"ln -sfn {ROOT_DIR}/releases/previous-release {ROOT_DIR}/current")
         ok(host, f"systemctl restart {API}")
-        ok(host, "curl -fsk --retry 10 --retry-delay 1 --retry-all-errors https://127.0.0.1/healthz")
-        assert "previous-release" in ok(host, f"readlink {ROOT_DIR}/current")
+        # the restart returns once gunicorn reported ready (Type=notify): no retries
+        assert ok(host, "curl -fsk --max-time 20 https://127.0.0.1/healthz") == '{"status":"ok"}\n'
+        assert ok(host, f"readlink /proc/$(systemctl show -p MainPID --value {API})/cwd"
+                  ).strip() == f"{ROOT_DIR}/releases/previous-release"
     finally:
         ok(host, f"ln -sfn {live} {ROOT_DIR}/current && systemctl restart {API}")
         ok(host, f"rm -rf {ROOT_DIR}/releases/previous-release")
-    ok(host, "curl -fsk --retry 10 --retry-delay 1 --retry-all-errors https://127.0.0.1/healthz")
+    assert ok(host, "curl -fsk --max-time 20 https://127.0.0.1/healthz") == '{"status":"ok"}\n'
+    assert ok(host, f"readlink /proc/$(systemctl show -p MainPID --value {API})/cwd"
+              ).strip() == live
 
 
 def test_rotate_the_self_signed_certificate(host):
@@ -43,13 +60,16 @@ def test_rotate_the_self_signed_certificate(host):
     after = ok(host, "openssl x509 -in /etc/nginx/tls/server.crt -noout -fingerprint -sha256")
     assert before != after
     assert host.file("/etc/nginx/tls/server.key").mode == 0o600
-    ok(host, "curl -fsk https://127.0.0.1/healthz")
+    served = ok(host, "echo | openssl s_client -connect 127.0.0.1:443 2>/dev/null "
+                      "| openssl x509 -noout -fingerprint -sha256")
+    assert served == after, "nginx still serves the old certificate after its reload"
 
 
 def test_when_healthz_fails_checks(host):
     assert ok(host, "curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1/healthz") == "200"
-    ok(host, "ufw status verbose")
-    ok(host, f"systemctl status --no-pager {API}.socket {API}.service")
+    assert "Status: active" in ok(host, "ufw status verbose")
+    status = ok(host, f"systemctl status --no-pager {API}.socket {API}.service")
+    assert status.count("Active: active") == 2, status
     ok(host, f"tail -50 /var/log/{API}/error.log")
-    ok(host, "nginx -t")
-    ok(host, "df -h /var/log")
+    assert host.run("nginx -t").rc == 0
+    assert "/" in ok(host, "df -h /var/log | tail -1")
