@@ -104,7 +104,8 @@ def test_ami_starts_from_canonicals_ubuntu_24_04(ami):
     (selector,) = ami["source_ami_filter"]
     assert selector["owners"] == [CANONICAL]
     assert selector["most_recent"] is True
-    assert selector["filters"]["name"].startswith("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-")
+    assert selector["filters"]["name"].startswith(
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-")
 
 
 @pytest.mark.parametrize("source", ["amazon-ebs.ubuntu", "qemu.local"])
@@ -141,7 +142,7 @@ def test_seal_is_the_last_step_of_every_source(build):
     assert seal["environment_vars"] == [
         'SEAL_REMOVE_BUILD_USER=${source.type == "qemu" ? "yes" : "no"}']
     # and nothing else seals: the qemu shutdown is a plain power-off
-    for kind, body in steps[:-1]:
+    for _kind, body in steps[:-1]:
         assert "seal" not in str(body.get("script", "")) + str(body.get("inline", ""))
 
 

@@ -10,7 +10,6 @@ is recorded with `record(...)` into build/nfr-results.json.
 import glob
 import json
 import os
-import re
 import ssl
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "testing"))
+from perf_rounds import ROUTES_LUA, parse_wrk, wrk_command  # noqa: E402
 from stage_times_pytest import pytest_sessionfinish, pytest_sessionstart  # noqa: E402,F401
 
 RUN_DIR = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
@@ -104,30 +105,16 @@ def wrk(host):
     return run_wrk
 
 
-ROUTES_LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "routes.lua")
-
-
 def run_wrk(host, url, connections, seconds, threads=2, tag="nfr", background=False,
             logged_only=False):
     """Run wrk in the instance; returns its summary dict (or the pid if background)."""
-    cmd = (f"NFR_TAG={tag} NFR_LOGGED_ONLY={int(logged_only)} "
-           f"wrk --latency --timeout 10s -t{threads} -c{connections} "
-           f"-d{seconds}s -s /root/nfr/routes.lua {url}")
+    cmd = wrk_command(url, connections, seconds, threads=threads, tag=tag,
+                      logged_only=logged_only, script="/root/nfr/routes.lua")
     if background:
         out = host.check_output(f"nohup sh -c '{cmd} > /root/nfr/{tag}.out 2>&1' "
                                 "> /dev/null 2>&1 & echo $!")
         return int(out)
     return parse_wrk(host.check_output(cmd))
-
-
-def parse_wrk(text):
-    match = re.search(r"NFRJSON (\{.*\})", text)
-    assert match, text
-    result = json.loads(match.group(1))
-    result["socket_errors"] = sum(result[k] for k in ("connect", "read", "write", "timeout"))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    result["non_2xx_3xx"] = int(non2xx.group(1)) if non2xx else 0
-    return result
 
 
 def wait_background_wrk(host, pid, tag, timeout=600):

@@ -2,17 +2,27 @@
 (b) gunicorn as deployed, (c) the whole stack over HTTPS through nginx.
 
 wrk runs inside the instance on loopback (exempt from the rate limit by
-design), at the same connection count for all three. Under TCG absolute
-numbers mean little; the ratios within one run are the result.
+design), at the same connection count for all three, in interleaved rounds
+(a, b, c, a, b, c, a, b, c: testing/perf_rounds.py) so the other CI lane's
+load falls on all three alike. Under TCG absolute numbers mean little, and
+TLS runs in emulated software: the native run (testing/perf) gives the
+ratios of real hardware; this one asserts c/b >= 0.7 under emulation.
 """
 
+import os
+import sys
 import time
 
 import pytest
-from conftest import API, rss_kib
+from conftest import API, rss_kib, run_wrk, wait_background_wrk
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from perf_rounds import interleaved, summarise  # noqa: E402
 
 CONNECTIONS = 32
-SECONDS = 20
+SECONDS = 10
+ROUNDS = 3
+GOAL_C_OVER_B = 0.7
 RELEASE = f"/opt/{API}/current"
 
 
@@ -51,30 +61,28 @@ def direct_gunicorn(host):
 
 
 def test_throughput_ratios(host, wrk, seed_server, direct_gunicorn, record):
+    urls = {"a": "http://127.0.0.1:5000", "b": "http://127.0.0.1:8001", "c": "https://127.0.0.1"}
     rest = rss_kib(host, {"nginx"})
-    a = wrk(host, "http://127.0.0.1:5000", CONNECTIONS, SECONDS, tag="perf-a")
-    b = wrk(host, "http://127.0.0.1:8001", CONNECTIONS, SECONDS, tag="perf-b")
-    pid = wrk(host, "https://127.0.0.1", CONNECTIONS, SECONDS, tag="perf-c", background=True)
-    time.sleep(SECONDS / 2)
-    under_load = rss_kib(host, {"nginx"})
-    from conftest import wait_background_wrk
-    c = wait_background_wrk(host, pid, "perf-c")
-    results = {
-        "connections": CONNECTIONS, "seconds": SECONDS,
-        "a_seed_flask_server": a, "b_gunicorn_direct": b, "c_nginx_https": c,
-        "ratio_c_over_b": round(c["rps"] / b["rps"], 2),
-        "ratio_c_over_a": round(c["rps"] / a["rps"], 2),
-        "rss_nginx_gunicorn_at_rest_kib": rest,
-        "rss_nginx_gunicorn_under_load_kib": under_load,
-        "goals": {"c_over_b": 0.7, "c_over_a": 3},
-    }
-    record("performance", results)
-    # The deployed stack must answer everything it is asked, without errors,
-    # and must not be markedly slower than the development server it replaces.
-    # (The goals above are reported, not asserted: under TCG with the qemu64 CPU
-    # model there is no AES-NI, so nginx's TLS runs in emulated software and
-    # the ratios understate real hardware; measured here c/a 1.15, c/b 0.56
-    # with three VMs sharing two cores. The floor leaves room for that noise.)
-    for run in (b, c):
-        assert run["socket_errors"] == 0 and run["non_2xx_3xx"] == 0, run
-    assert results["ratio_c_over_a"] >= 0.8, results
+    under_load = {}
+
+    def measure(target, n):
+        if target == "c" and n == 0:   # memory under load, sampled once, mid-run
+            pid = run_wrk(host, urls[target], CONNECTIONS, SECONDS, tag=f"perf-{target}{n}",
+                          background=True)
+            time.sleep(SECONDS / 2)
+            under_load["kib"] = rss_kib(host, {"nginx"})
+            return wait_background_wrk(host, pid, f"perf-{target}{n}")
+        return run_wrk(host, urls[target], CONNECTIONS, SECONDS, tag=f"perf-{target}{n}")
+
+    summary = summarise(interleaved(measure, ROUNDS))
+    summary.update(connections=CONNECTIONS, seconds=SECONDS, rounds=ROUNDS,
+                   rss_nginx_gunicorn_at_rest_kib=rest,
+                   rss_nginx_gunicorn_under_load_kib=under_load["kib"],
+                   goals={"c_over_b": GOAL_C_OVER_B})
+    record("performance", summary)
+    # The deployed stack answers everything it is asked, without errors, and
+    # nginx with TLS (emulated, no AES-NI under qemu64) keeps 70 % of gunicorn.
+    for target in ("b", "c"):
+        assert summary[target]["socket_errors"] == 0, summary[target]
+        assert summary[target]["non_2xx_3xx"] == 0, summary[target]
+    assert summary["ratios"]["c_over_b"] >= GOAL_C_OVER_B, summary
