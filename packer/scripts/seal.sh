@@ -29,8 +29,9 @@ esac
 [ "$build_user" != root ] || { echo "seal.sh: refusing to seal as root's own session" >&2; exit 2; }
 
 # cloud-init: forget this instance, its seed and its logs (runs afresh per instance).
+# (The build user's sudo rule, /etc/sudoers.d/90-cloud-init-users, stays until
+# the shutdown: Packer's shutdown_command needs it.)
 cloud-init clean --logs --seed
-rm -f /etc/sudoers.d/90-cloud-init-users
 
 # Identity: SSH host keys, machine-id, the random seed, the self-signed TLS key.
 rm -f /etc/ssh/ssh_host_*

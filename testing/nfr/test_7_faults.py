@@ -28,54 +28,71 @@ def https_ok_inside(host):
     return host.run("curl -fsk -o /dev/null --max-time 2 https://127.0.0.1/healthz").rc == 0
 
 
-# The requirement: healthy again within 5 s of kill -9 of the master. Under
-# TCG (this CI: software emulation, other VMs sharing two cores) starting
-# Python alone takes seconds, so there the test allows 15 s and the report
-# sets the measured figure against the 5 s goal.
+# The goal: healthy again within 5 s of kill -9 of the master, which holds on
+# KVM and is asserted there. Under TCG (software emulation, another VM on the
+# two cores) starting Python alone takes seconds and varies with the other
+# lane's load, so there the test asserts what starvation cannot decide: a
+# crash heals as fast as a deliberate restart measured in the same minute
+# (systemd restarts the master at once, the socket holds the requests), and
+# the report sets the measured time against the 5 s goal.
 HEAL_GOAL_S = 5
-HEAL_BUDGET_TCG_S = 15
+HEAL_OVER_RESTART_S = 1.0
 
 
-def test_kill_9_gunicorn_master_heals_within_5s(host, vm, wrk, record):
-    timing = {}
-
-    def kill_master():
-        killed = main_pid(host)
-        # Timed inside the instance (an SSH round trip per probe would blur it):
-        # kill, then probe every 0.1 s until a new master answers over HTTPS.
-        out = host.check_output(
-            f"t0=$(date +%s%N); kill -9 {killed}; "
+def heal_probe(killed_pid_expr, start):
+    """Shell run in the guest: `start`, then probe every 0.1 s until a new
+    master answers over HTTPS; prints the milliseconds it took."""
+    return (f"t0=$(date +%s%N); old={killed_pid_expr}; {start}; "
             f"while :; do pid=$(systemctl show -p MainPID --value {API}.service); "
-            f"if [ \"$pid\" != 0 ] && [ \"$pid\" != {killed} ] && "
+            "if [ \"$pid\" != 0 ] && [ \"$pid\" != \"$old\" ] && "
             "curl -fsk -o /dev/null --max-time 2 https://127.0.0.1/healthz; then break; fi; "
             "[ $(( $(date +%s%N) - t0 )) -gt 30000000000 ] && break; sleep 0.1; done; "
             "echo $(( ($(date +%s%N) - t0) / 1000000 ))")
-        timing["healed"] = round(int(out.strip()) / 1000, 2)
 
-    result = under_load(host, wrk, "kill-master", kill_master)
-    healed = timing["healed"]
-    assert healed < 30, "not healthy 30 s after kill -9"
-    budget = HEAL_BUDGET_TCG_S if vm.get("accel") == "tcg" else HEAL_GOAL_S
+
+def test_kill_9_master_heals_as_fast_as_a_restart(host, vm, wrk, record):
+    timing = {}
+    main = f"$(systemctl show -p MainPID --value {API}.service)"
+
+    def kill_then_restart():
+        # timed inside the instance: an SSH round trip per probe would blur it
+        timing["healed"] = int(host.check_output(heal_probe(main, "kill -9 $old"))) / 1000
+        time.sleep(3)
+        timing["restart"] = int(host.check_output(
+            heal_probe(main, f"systemctl restart {API}.service"))) / 1000
+
+    result = under_load(host, wrk, "kill-master", kill_then_restart)
+    healed, restart = timing["healed"], timing["restart"]
     record("faults", {"kill_9_master": {"healthy_after_s": healed, "goal_s": HEAL_GOAL_S,
-                                        "budget_s": budget, **result}})
-    assert healed <= budget, healed
+                                        "restart_healthy_after_s": restart, **result}})
+    assert healed < 30, "not healthy 30 s after kill -9"
+    assert healed <= restart + HEAL_OVER_RESTART_S, timing
+    if vm.get("accel") == "kvm":
+        assert healed <= HEAL_GOAL_S, healed
     assert result["requests"] > 0
 
 
-def test_kill_a_worker_loses_no_request(host, wrk, record):
+# A worker's threads (api_gunicorn_threads) bound what one kill can cut: the
+# requests it was answering when it died, whose response had begun. A request
+# not yet answered is retried by nginx on another connection (the socket is
+# listed nginx_upstream_attempts times), however many kept-alive connections
+# to the dead worker nginx still held. After the respawn nothing fails.
+THREADS_PER_WORKER = 4
+
+
+def test_kill_a_worker_cuts_at_most_its_in_flight_requests(host, wrk, record):
     def kill_worker():
         worker = host.check_output(f"pgrep -P {main_pid(host)} | head -1")
         host.run_expect([0], f"kill -9 {worker}")
 
     result = under_load(host, wrk, "kill-worker", kill_worker)
-    # Once the master has forked a replacement, nothing fails.
     after = wrk(host, "https://127.0.0.1", CONNECTIONS, 10, tag="after-kill-worker")
-    record("faults", {"kill_9_worker": result, "after_worker_respawn": after})
-    # During the kill: requests the worker was answering are cut, and nginx's
-    # retry of one sent to it can land on another kept-alive connection to the
-    # same dead worker (measured: 3 x 502 + 2 cut reads of 5090). Each failure
-    # needs a connection the dead worker held, so at most one per wrk connection.
-    assert result["non_2xx_3xx"] + result["socket_errors"] <= CONNECTIONS, result
+    five = int(host.run("grep -c '\"request_id\":\"kill-worker-.*\"status\":502' "
+                        "/var/log/nginx/access.log").stdout.strip() or 0)
+    record("faults", {"kill_9_worker": {**result, "nginx_502": five},
+                      "after_worker_respawn": after})
+    assert five == 0, f"{five} requests got 502: nginx's retry did not reach a live worker"
+    assert result["non_2xx_3xx"] + result["socket_errors"] <= THREADS_PER_WORKER, result
     assert after["non_2xx_3xx"] == 0 and after["socket_errors"] == 0, after
 
 
