@@ -71,9 +71,13 @@ lint: venv ## Static checks: ruff, yamllint, ansible-lint (production), role doc
 	PATH="$(CURDIR)/$(BIN):$$PATH" vagrant validate
 
 .PHONY: unit
-unit: venv ## The supplied unittest file, then the pytest suite (in-process and local servers)
+unit: venv ## The supplied unittest file, then the pytest suite (in-process, local servers, templates)
 	$(BIN)/python testing/testing.py
-	$(BIN)/python -m pytest -q testing --ignore=testing/nfr
+	$(BIN)/python -m pytest -q testing packer/tests --ignore=testing/nfr --ignore=testing/perf
+
+.PHONY: perf-native
+perf-native: venv ## a, b, c throughput natively: the roles' nginx + gunicorn config on loopback, no VM
+	$(BIN)/python -m pytest -q testing/perf
 
 .PHONY: base-image
 base-image: ## Build (or reuse) the local Debian 12 base qcow2 (root, loop devices)
@@ -142,11 +146,13 @@ vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HT
 #   image: packer build, then the image's instances, then the NFR suite
 .PHONY: lane-roles lane-image
 lane-roles:
-	( $(MAKE) --no-print-directory molecule-test SCENARIO=default \
-	  && $(MAKE) --no-print-directory vagrant-check ) 2>&1 | sed -u 's/^/[roles] /'
+	$(BIN)/python scripts/timed.py lane_roles -- bash -c '$(MAKE) --no-print-directory \
+	  molecule-test SCENARIO=default && $(MAKE) --no-print-directory vagrant-check' \
+	  2>&1 | sed -u 's/^/[roles] /'
 lane-image:
-	( $(MAKE) --no-print-directory image && $(MAKE) --no-print-directory image-verify \
-	  && $(MAKE) --no-print-directory verify ) 2>&1 | sed -u 's/^/[image] /'
+	$(BIN)/python scripts/timed.py lane_image -- bash -c '$(MAKE) --no-print-directory image \
+	  && $(MAKE) --no-print-directory image-verify && $(MAKE) --no-print-directory verify' \
+	  2>&1 | sed -u 's/^/[image] /'
 
 .PHONY: vm-suites
 vm-suites: venv base-image ## The VM suites in two lanes: roles + Vagrant | bake + image + NFR
@@ -154,7 +160,11 @@ vm-suites: venv base-image ## The VM suites in two lanes: roles + Vagrant | bake
 
 .PHONY: report
 report: venv ## Write docs/verification.md (and the README's figures) from build/*.json
-	$(BIN)/python testing/nfr/report.py
+	$(BIN)/python scripts/report.py
 
 .PHONY: test
-test: lint unit vm-suites ## Everything CI runs: lint, unit tests, then the VM suites
+test: venv ## Everything CI runs: lint, unit tests, native performance, then the VM suites
+	$(BIN)/python scripts/timed.py lint -- $(MAKE) --no-print-directory lint
+	$(BIN)/python scripts/timed.py unit -- $(MAKE) --no-print-directory unit
+	$(BIN)/python scripts/timed.py perf_native -- $(MAKE) --no-print-directory perf-native
+	$(MAKE) --no-print-directory vm-suites

@@ -86,6 +86,7 @@ virtual=$(qemu-img info --output=json "$image" | python3 -c 'import json,sys; pr
 cat >"$build/image-build.json" <<EOF
 {"image": "$repo/$image", "bake_seconds": $seconds, "file_bytes": $bytes,
  "virtual_bytes": $virtual, "accelerator": "$accel", "packer": "$version",
+ "compressed": $([ "${IMAGE_COMPRESS:-1}" = 0 ] && echo false || echo true),
  "base": "$BASE_IMAGE_URL", "git_revision": "$git_revision"}
 EOF
 log "baked $image in ${seconds}s: $((bytes / 1024 / 1024)) MiB on disk, $((virtual / 1024 / 1024 / 1024)) GiB virtual"

@@ -15,6 +15,8 @@ packages=(
   packer
   # the multi-host network tests (namespaces, a scanner)
   iproute2 nmap
+  # the native performance run (testing/perf): the roles' nginx config, and wrk
+  nginx libnginx-mod-http-headers-more-filter wrk
   # `vagrant up` with libvirt (a local box; qemu software emulation where no KVM)
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
 )
@@ -30,6 +32,14 @@ done
 if ((${#missing[@]})); then
   echo "install-host-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages must not start their services here (nginx would take :80; the
+  # tests start what they need themselves): a policy-rc.d for the install.
+  policy=/usr/sbin/policy-rc.d
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# install-host-deps.sh: no service starts during the install\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
