@@ -204,10 +204,21 @@ def test_loopback_is_not_rate_limited(http):
     assert statuses == [200] * 80
 
 
-def test_oversized_body_gets_json_413(http):
-    response = http("/customers", body="x" * 4096)
+def nginx_log_entry(host, request_id):
+    line = host.check_output("grep -F %s /var/log/nginx/access.log | tail -1",
+                             f'"request_id":"{request_id}"')
+    return json.loads(line)
+
+
+def test_oversized_body_gets_json_413_from_nginx(host, http):
+    # The app refuses bodies over 1 KiB too (defence in depth): this checks
+    # that nginx refuses first, so the body never reaches gunicorn.
+    request_id = f"body-limit-{time.time_ns()}"
+    response = http("/customers", body="x" * 4096, headers={"X-Request-ID": request_id})
     assert response.status == 413
     assert assert_json(response) == {"error": "Request Entity Too Large"}
+    entry = nginx_log_entry(host, request_id)
+    assert entry["status"] == 413 and entry["upstream_status"] == "", entry
 
 
 def test_oversized_header_gets_json_431(http):

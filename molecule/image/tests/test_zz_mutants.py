@@ -65,7 +65,7 @@ MUTATIONS = [
              "test_nginx.py::test_every_route_returns_the_seed_data", select="customers and 222"),
     Mutation("request body limit raised (1k -> 1m)", [NGINX_MAIN],
              f"sed -i 's/client_max_body_size 1k;/client_max_body_size 1m;/' {NGINX_MAIN}",
-             RELOAD_NGINX, "test_nginx.py::test_oversized_body_gets_json_413"),
+             RELOAD_NGINX, "test_nginx.py::test_oversized_body_gets_json_413_from_nginx"),
     Mutation("HTTP->HTTPS redirect replaced by data on :80", [NGINX_API],
              # the first `return 301` is port 80's catch-all: proxy it to the API instead
              f"sed -i '0,/return 301 https/s//proxy_pass http:\\/\\/api; #/' {NGINX_API}",
