@@ -62,13 +62,17 @@ run: venv ## Run the app as supplied: Flask's server on 0.0.0.0:5000 (debug off)
 	$(BIN)/python app/app.py
 
 .PHONY: lint
-lint: venv ## Static checks: ruff, yamllint, ansible-lint (production), role docs, packer fmt/validate, vagrant validate
+lint: venv ## Static checks: ruff, yamllint, ansible-lint (production), role docs (aar-doc), packer fmt/validate, vagrant validate
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production --strict ansible/ molecule/
-	$(BIN)/python scripts/role_docs.py --check
+	bash scripts/role-docs.sh --check
 	bash packer/validate.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" vagrant validate
+
+.PHONY: role-docs
+role-docs: venv ## Regenerate the roles' README variable tables from meta/argument_specs.yml (aar-doc)
+	bash scripts/role-docs.sh
 
 .PHONY: unit
 unit: venv ## The supplied unittest file, then the pytest suite (in-process, local servers, templates)

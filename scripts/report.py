@@ -110,8 +110,8 @@ def mutants_table(rows):
     out = ["| Protection removed on the live instance | Guarding test | Fails without it | "
            "Passes again after | Caught |", "|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r['mutation']} | `{r['guard']}` | "
-                   f"{'yes' if r.get('mutated') == 1 else 'NO (exit %s)' % r.get('mutated')} | "
+        failed = "yes" if r.get("mutated") == 1 else f"NO (exit {r.get('mutated')})"
+        out.append(f"| {r['mutation']} | `{r['guard']}` | {failed} | "
                    f"{'yes' if r.get('restored') == 0 else 'NO'} | "
                    f"{'yes' if r.get('caught') else 'NO'} |")
     return out
@@ -192,9 +192,10 @@ def verification(t, build, nfr, native, mutants):
                          f"{r['non_2xx_3xx']} |")
     master = faults.get("kill_9_master", {})
     if master:
+        restart = master.get("restart_healthy_after_s")
         lines.append(f"\nkill -9 of the master: healthy after {master['healthy_after_s']} s; a "
-                     f"deliberate restart in the same minute: {master.get('restart_healthy_after_s')}"
-                     f" s (asserted: heal <= restart + 1 s; the 5 s goal is asserted on KVM).")
+                     f"deliberate restart in the same minute: {restart} s (asserted: heal <= "
+                     "restart + 1 s; the 5 s goal is asserted on KVM).")
     worker = faults.get("kill_9_worker", {})
     if worker:
         lines.append(f"kill -9 of a worker: {worker.get('nginx_502', '?')} requests got 502 from "
