@@ -30,11 +30,15 @@ def test_defaults_and_argument_specs_agree(role):
     defaults = load(f"ansible/roles/{role}/defaults/main.yml")
     specs = load(f"ansible/roles/{role}/meta/argument_specs.yml")["argument_specs"]
     options = specs["main"]["options"]
-    assert set(defaults) == set(options), set(defaults) ^ set(options)
-    for name, value in defaults.items():
-        assert options[name].get("default") == value, name
+    required = {name for name, spec in options.items() if spec.get("required")}
+    # every option has a default, except the required ones (wired by the play)
+    assert set(defaults) == set(options) - required, set(defaults) ^ (set(options) - required)
+    assert all("default" not in options[name] for name in required)
+    for name in options:
         assert options[name].get("description"), f"{name} has no description"
         assert name.startswith(f"{role}_"), f"{name} is not prefixed with the role name"
+    for name, value in defaults.items():
+        assert options[name].get("default") == value, name
     # the preflight entry point validates the same options
     assert specs["preflight"]["options"] == options
 

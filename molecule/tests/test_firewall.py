@@ -4,7 +4,7 @@ import re
 
 
 def ufw_status(host):
-    return host.check_output("sudo ufw status verbose")
+    return host.check_output("ufw status verbose")
 
 
 def test_ufw_active_with_default_deny(host):
@@ -27,9 +27,9 @@ def test_ufw_starts_at_boot(host):
 
 
 def test_fail2ban_jails(host):
-    status = host.check_output("sudo fail2ban-client status")
+    status = host.check_output("fail2ban-client status")
     assert "sshd" in status and "nginx-limit-req" in status
-    sshd = host.check_output("sudo fail2ban-client get sshd journalmatch")
+    sshd = host.check_output("fail2ban-client get sshd journalmatch")
     assert "sshd" in sshd  # the systemd journal backend, not a log file
-    actions = host.check_output("sudo fail2ban-client get sshd actions")
+    actions = host.check_output("fail2ban-client get sshd actions")
     assert actions.splitlines()[-1].strip() == "nftables"

@@ -7,7 +7,7 @@ from conftest import API, API_LOG_DIR
 
 
 def test_logrotate_config_is_clean(host):
-    out = host.run("sudo logrotate -d /etc/logrotate.conf")
+    out = host.run("logrotate -d /etc/logrotate.conf")
     assert out.rc == 0
     errors = [line for line in out.stderr.splitlines() if line.lower().startswith("error")]
     assert errors == []
@@ -29,11 +29,23 @@ def test_log_files_owned_for_their_writers(host):
 def test_nginx_access_log_is_json(host, http):
     http("/customers/111", headers={"X-Request-ID": "json-log-check-001"})
     host.run_expect([0], "sleep 1")
-    line = host.check_output("sudo grep json-log-check-001 /var/log/nginx/access.log | tail -1")
+    line = host.check_output("grep json-log-check-001 /var/log/nginx/access.log | tail -1")
     entry = json.loads(line)
     assert entry["status"] == 200 and entry["uri"] == "/customers/111"
     assert entry["upstream_status"] == "200"
     assert float(entry["request_time"]) >= 0
+
+
+def test_encoded_newline_cannot_forge_a_log_line(host, http):
+    request_id = f"forge-{time.time_ns()}"
+    http("/customers/111%0Aforged%20status=200%0A", headers={"X-Request-ID": request_id})
+    host.run_expect([0], "sleep 1")
+    lines = host.check_output(f"grep -h -A1 {request_id} {API_LOG_DIR}/access.log "
+                              "/var/log/nginx/access.log").splitlines()
+    mine = [line for line in lines if request_id in line]
+    assert len(mine) == 2, lines            # one line in each log, the URI still encoded
+    assert all("%0A" in line for line in mine), mine
+    assert not any(line.startswith("forged") for line in lines), lines
 
 
 def test_forced_rotation_keeps_logging(host, http):

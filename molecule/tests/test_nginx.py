@@ -5,6 +5,7 @@ import re
 import time
 
 import pytest
+from conftest import API, API_LOG_DIR
 
 SECURITY_HEADERS = {
     "strict-transport-security": "max-age=63072000",
@@ -33,7 +34,7 @@ def assert_security_headers(response, https=True):
 
 
 def test_nginx_config_is_valid(host):
-    assert host.run("sudo nginx -t").rc == 0
+    assert host.run("nginx -t").rc == 0
 
 
 @pytest.mark.parametrize("path,expected", [
@@ -84,9 +85,8 @@ def test_request_id_is_passed_through_or_made(host, http):
     assert len(made.headers["x-request-id"]) == 32
     # the same id appears in nginx's and gunicorn's access logs
     host.run_expect([0], "sleep 1")
-    assert host.run("sudo grep -q test-req-0123456789 /var/log/nginx/access.log").rc == 0
-    assert host.run("sudo grep -q 'request_id=test-req-0123456789' "
-                    "/var/log/supermega-api/access.log").rc == 0
+    assert host.run("grep -q test-req-0123456789 /var/log/nginx/access.log").rc == 0
+    assert host.run(f"grep -q 'request_id=test-req-0123456789' {API_LOG_DIR}/access.log").rc == 0
 
 
 def test_forged_request_id_is_replaced(http):
@@ -140,7 +140,7 @@ def test_tls_weak_ciphers_refused(host, cipher):
 
 
 def test_self_signed_certificate_is_ecdsa_p256_for_this_host(host):
-    text = host.check_output("sudo openssl x509 -in /etc/nginx/tls/server.crt -noout -text")
+    text = host.check_output("openssl x509 -in /etc/nginx/tls/server.crt -noout -text")
     assert "ASN1 OID: prime256v1" in text
     assert "IP Address:127.0.0.1" in text
     assert "TLS Web Server Authentication" in text
@@ -228,12 +228,12 @@ def test_oversized_header_gets_json_431(http):
 
 
 def test_upstream_down_gives_json_502_without_server_details(host, http):
-    host.run_expect([0], "sudo systemctl stop supermega-api.socket supermega-api.service")
+    host.run_expect([0], f"systemctl stop {API}.socket {API}.service")
     try:
         response = http("/customers")
         assert response.status == 502
         assert assert_json(response) == {"error": "Bad Gateway"}
         assert "nginx" not in response.body.lower()
     finally:
-        host.run_expect([0], "sudo systemctl start supermega-api.socket")
+        host.run_expect([0], f"systemctl start {API}.socket")
     assert http("/customers").status == 200

@@ -34,7 +34,7 @@ def test_no_failed_units(host):
 
 
 def listeners(host, proto):
-    out = host.check_output(f"sudo ss -H -{proto}lnp")
+    out = host.check_output(f"ss -H -{proto}lnp")
     found = []
     for line in out.splitlines():
         fields = line.split()

@@ -5,7 +5,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def sshd(host):
-    out = host.check_output("sudo sshd -T -C user=nobody,host=client,addr=192.0.2.1")
+    out = host.check_output("sshd -T -C user=nobody,host=client,addr=192.0.2.1")
     settings = {}
     for line in out.splitlines():
         key, _, value = line.partition(" ")
