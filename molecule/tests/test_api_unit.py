@@ -7,7 +7,8 @@ from conftest import API, API_ROOT
 
 
 def unit_property(host, unit, name):
-    return host.check_output(f"systemctl show -p {name} --value {unit}")
+    """systemd's own view of the unit (testinfra: `systemctl show`)."""
+    return host.service(unit).systemd_properties.get(name, "")
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -11,14 +11,19 @@ to install the release offline:
                          the lock file's hashes (pip --require-hashes)
 
 Same inputs, same bytes: files are sorted, owned by 0:0 and dated at the
-epoch, so an unchanged release is never re-uploaded. Prints the path.
+epoch, so an unchanged release is never re-uploaded. The release id, unless
+given, is derived from the same inputs (the app's files and the lock file):
+the same code and dependencies are always the same release. Prints one JSON
+line: {"release": ID, "artifact": PATH, "built": true|false}.
 
-    build_release.py --source DIR --lock FILE --python 3.11 --arch x86_64 --out DIR --release ID
+    build_release.py --source DIR --lock FILE --python 3.11 --arch x86_64 --out DIR [--release ID]
 """
 
 import argparse
 import gzip
+import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +40,17 @@ def download_wheels(lock, python, arch, dest):
     for platform in platforms:
         argv.append(f"--platform={platform}")
     subprocess.run(argv, check=True)
+
+
+def release_id(app_dir, app_files, lock):
+    """12 hex digits of SHA-256 over each app file's name and bytes, then the lock file."""
+    digest = hashlib.sha256()
+    for name in app_files:
+        with open(os.path.join(app_dir, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read() + b"\0")
+    with open(lock, "rb") as f:
+        digest.update(b"requirements.lock\0" + f.read())
+    return digest.hexdigest()[:12]
 
 
 def add(tar, path, arcname):
@@ -57,20 +73,22 @@ def main():
     p.add_argument("--python", required=True, help="target interpreter, e.g. 3.11")
     p.add_argument("--arch", required=True, help="target CPU, e.g. x86_64, aarch64")
     p.add_argument("--out", required=True)
-    p.add_argument("--release", required=True)
+    p.add_argument("--release", default="", help="default: derived from the app and lock file")
     args = p.parse_args()
-
-    tag = f"cp{args.python.replace('.', '')}-{args.arch}"
-    os.makedirs(args.out, exist_ok=True)
-    artifact = os.path.join(args.out, f"release-{args.release}-{tag}.tar.gz")
-    if os.path.exists(artifact):
-        print(artifact)
-        return
 
     app_dir = os.path.join(args.source, "app")
     app_files = sorted(f for f in os.listdir(app_dir) if f.endswith(".py"))
     if not app_files:
         raise SystemExit(f"build_release: no app/*.py under {args.source}")
+    release = args.release or release_id(app_dir, app_files, args.lock)
+
+    tag = f"cp{args.python.replace('.', '')}-{args.arch}"
+    os.makedirs(args.out, exist_ok=True)
+    artifact = os.path.join(args.out, f"release-{release}-{tag}.tar.gz")
+    result = {"release": release, "artifact": artifact, "built": False}
+    if os.path.exists(artifact):
+        print(json.dumps(result))
+        return
 
     with tempfile.TemporaryDirectory(dir=args.out) as work:
         wheels = os.path.join(work, "wheelhouse")
@@ -88,7 +106,7 @@ def main():
         with open(partial, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
             gz.write(raw.getvalue())
         os.replace(partial, artifact)
-    print(artifact)
+    print(json.dumps({**result, "built": True}))
 
 
 if __name__ == "__main__":
