@@ -65,25 +65,44 @@ def test_password_and_root_logins_are_refused():
         assert code == 255 and "Permission denied (publickey)" in err, err
 
 
-def test_fail2ban_bans_the_scanner_after_failed_logins(host, record):
+def failed_and_banned(host):
+    """(failures fail2ban counts for the scanner now, whether it is banned)."""
+    status = host.check_output("fail2ban-client status sshd")
+    failed = int(re.search(r"Currently failed:\s+(\d+)", status).group(1))
+    return failed, SCAN_IP in status.split("Banned IP list:")[-1]
+
+
+def test_fail2ban_bans_the_scanner_at_maxretry(host, record):
+    """The sshd jail bans exactly when the failures it counts reach maxretry
+    (5 in 10 minutes), not before, and the ban holds. One failed login at a
+    time, each awaited until fail2ban has read it (it reads the journal a
+    moment later), so neither the pace of the attempts nor a slow guest
+    decides the outcome."""
+    maxretry = int(host.check_output("fail2ban-client get sshd maxretry"))
     host.run(f"fail2ban-client set sshd unbanip {SCAN_IP}")
-    attempts = 0
-    for attempts in range(1, 21):
-        # paced well under the firewall's SSH rate limit (6 new connections per
-        # 30 s, SYN retransmits of a slow handshake included), so every attempt
-        # reaches sshd and it is fail2ban, not ufw, that stops them
-        time.sleep(10)
-        ssh_attempt(f"nosuchuser{attempts}")
-        if SCAN_IP in host.check_output("fail2ban-client status sshd"):
+    start, banned = failed_and_banned(host)
+    assert not banned
+    history = [(0, start, False)]
+    for attempt in range(1, maxretry - start + 1):
+        # paced under the firewall's SSH rate limit (6 new connections per 30 s),
+        # so every attempt reaches sshd: it is fail2ban, not ufw, that stops them
+        time.sleep(6)
+        before = failed_and_banned(host)[0]
+        ssh_attempt(f"nosuchuser{attempt}")
+        for _ in range(100):       # until fail2ban has counted this attempt, or banned
+            failed, banned = failed_and_banned(host)
+            if banned or failed > before:
+                break
+            time.sleep(0.2)
+        history.append((attempt, failed, banned))
+        if banned:
             break
-    for _ in range(15):  # fail2ban reads the journal a moment later
-        status = host.check_output("fail2ban-client status sshd")
-        if SCAN_IP in status:
-            break
-        time.sleep(2)
-    record("network", {"fail2ban_banned_after_attempts": attempts})
-    assert SCAN_IP in status, status + host.run(
-        "journalctl -u ssh --since -10min --no-pager | tail -25").stdout
+    record("network", {"fail2ban_maxretry": maxretry, "fail2ban_history": history,
+                       "fail2ban_banned_after_attempts": history[-1][0]})
+    # not banned while the count was under maxretry, banned once it got there
+    assert all(not banned and failed < maxretry for _, failed, banned in history[:-1]), history
+    assert history[-1][2], (history, host.run(
+        "journalctl -u ssh --since -5min --no-pager | tail -20").stdout)
     # the banned address no longer reaches sshd at all
     code, err = ssh_attempt("admin")
     assert code == 255 and ("timed out" in err or "refused" in err), err
