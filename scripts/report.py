@@ -203,8 +203,7 @@ def verification(t, build, nfr, native, mutants):
     rot = faults.get("logrotate_under_load", {})
     if rot:
         lines.append(f"Forced logrotate: wrk counted {rot['wrk_requests']} responses, nginx's "
-                     f"access log holds {rot['nginx_log_lines']} lines for them (gunicorn's: "
-                     f"{rot['gunicorn_log_lines']}).")
+                     f"access log holds {rot['nginx_log_lines']} lines for them.")
     if "reboot_to_healthy_s" in faults:
         lines.append(f"Reboot: healthy {faults['reboot_to_healthy_s']} s after "
                      "`systemctl reboot`, with no hand step.")

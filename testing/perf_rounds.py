@@ -37,8 +37,13 @@ def parse_wrk(text):
     return result
 
 
-def interleaved(measure, rounds):
-    """measure(target, round) -> wrk result; returns {target: [result per round]}."""
+def interleaved(measure, rounds, warm_up=None):
+    """measure(target, round) -> wrk result; returns {target: [result per round]}.
+    warm_up(target), if given, runs once per target first and is not counted
+    (first requests pay for cold caches, TLS handshakes and lazy imports)."""
+    if warm_up:
+        for target in TARGETS:
+            warm_up(target)
     runs = {t: [] for t in TARGETS}
     for n in range(rounds):
         for target in TARGETS:

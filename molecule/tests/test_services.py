@@ -72,11 +72,11 @@ def test_gunicorn_listens_only_on_its_unix_socket(host):
     assert sock.user == "root" and sock.group == "www-data" and sock.mode == 0o660
 
 
-def test_gunicorn_runs_as_the_service_user_with_many_workers(host):
+def test_gunicorn_runs_as_the_service_user_with_cpus_plus_one_workers(host):
     procs = host.process.filter(comm="gunicorn")
     assert procs, "no gunicorn process"
     assert {p.user for p in procs} == {API}
     cpus = int(host.check_output("nproc"))
-    assert len(procs) == 1 + 2 * cpus + 1  # master + (2 x CPUs + 1) workers
+    assert len(procs) == 1 + cpus + 1  # master + (CPUs + 1) workers
     master = [p for p in procs if p.ppid == 1]
     assert len(master) == 1

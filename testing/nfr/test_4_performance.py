@@ -74,7 +74,10 @@ def test_throughput_ratios(host, wrk, seed_server, direct_gunicorn, record):
             return wait_background_wrk(host, pid, f"perf-{target}{n}")
         return run_wrk(host, urls[target], CONNECTIONS, SECONDS, tag=f"perf-{target}{n}")
 
-    summary = summarise(interleaved(measure, ROUNDS))
+    def warm_up(target):
+        run_wrk(host, urls[target], CONNECTIONS, 3, tag=f"warm-{target}")
+
+    summary = summarise(interleaved(measure, ROUNDS, warm_up))
     summary.update(connections=CONNECTIONS, seconds=SECONDS, rounds=ROUNDS,
                    rss_nginx_gunicorn_at_rest_kib=rest,
                    rss_nginx_gunicorn_under_load_kib=under_load["kib"],

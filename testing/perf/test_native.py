@@ -72,7 +72,8 @@ def render(out):
     os.symlink(ROOT, os.path.join(out, "root", "current"))
     version = re.search(r"nginx/([0-9.]+)", subprocess.run(
         ["nginx", "-v"], capture_output=True, text=True).stderr).group(1)
-    paths = {"out": out, "nginx_version": version, "api_root": f"{out}/root",
+    paths = {**json.loads(os.environ.get("PERF_EXTRA_VARS", "{}")),   # experiments
+             "out": out, "nginx_version": version, "api_root": f"{out}/root",
              "api_config_dir": out, "api_log_dir": f"{out}/logs",
              "nginx_upstream_socket": f"{out}/gunicorn.sock", "nginx_tls_dir": f"{out}/tls"}
     subprocess.run([os.path.join(BIN, "ansible-playbook"), os.path.join(HERE, "render.yml"),
@@ -145,7 +146,11 @@ def test_native_throughput_ratios(stack):
         out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
         return parse_wrk(out.stdout)
 
-    summary = summarise(interleaved(measure, ROUNDS))
+    def warm_up(target):
+        subprocess.run(["sh", "-c", wrk_command(URLS[target], CONNECTIONS, 3, tag="warm")],
+                       capture_output=True, check=True)
+
+    summary = summarise(interleaved(measure, ROUNDS, warm_up))
     summary.update(rounds=ROUNDS, seconds=SECONDS, connections=CONNECTIONS, goals=GOALS,
                    cpus=os.cpu_count())
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
