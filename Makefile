@@ -10,7 +10,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-PY_SOURCES := app testing scripts molecule packer ansible/roles/api/files
+PY_SOURCES := app testing scripts molecule packer ansible/roles/api/files \
+              ansible/roles/nginx/files/supermega-edge-config
 
 # Virtual machines: kvm where it works (a laptop), tcg (software emulation)
 # where it does not (this project's CI machines). One setting for Molecule,

@@ -75,7 +75,8 @@ def render(out):
     paths = {**json.loads(os.environ.get("PERF_EXTRA_VARS", "{}")),   # experiments
              "out": out, "nginx_version": version, "api_root": f"{out}/root",
              "api_config_dir": out, "api_log_dir": f"{out}/logs",
-             "nginx_upstream_socket": f"{out}/gunicorn.sock", "nginx_tls_dir": f"{out}/tls"}
+             "nginx_upstream_socket": f"{out}/gunicorn.sock", "nginx_tls_dir": f"{out}/tls",
+             "nginx_edge_dir": f"{out}/edge"}
     subprocess.run([os.path.join(BIN, "ansible-playbook"), os.path.join(HERE, "render.yml"),
                     "-e", json.dumps(paths)],
                    check=True, capture_output=True, env=dict(os.environ, ANSIBLE_STRATEGY="linear"))
@@ -95,6 +96,13 @@ def render(out):
     text = text.replace("listen 443 ", f"listen 127.0.0.1:{PORTS['c']} ")
     with open(api, "w") as f:
         f.write(text)
+    # the edge settings' includes, by the role's own tool (default settings: a single host)
+    with open(f"{out}/edge.json", "w") as f:
+        json.dump(json.loads(os.environ.get("PERF_EDGE_SETTINGS", "{}")), f)
+    subprocess.run([sys.executable, os.path.join(ROOT, "ansible", "roles", "nginx", "files",
+                                                 "supermega-edge-config"),
+                    "--settings", f"{out}/edge.json", "--out", f"{out}/edge"],
+                   check=True, capture_output=True)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
                     "-keyout", f"{out}/tls/server.key", "-out", f"{out}/tls/server.crt",

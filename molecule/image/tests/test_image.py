@@ -5,42 +5,14 @@ with the build VM's identity (recorded by Packer just before sealing) for
 comparison.
 """
 
-import json
 import os
 import re
-import subprocess
-import time
 
 import pytest
-import testinfra
-import yaml
+from image_fixtures import build_identity, instances, inventory  # noqa: F401 (fixtures)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
-INSTANCES = os.environ.get("MOLECULE_INSTANCE_CONFIG", "")
-BUILD = os.path.join(ROOT, "build")
 pytestmark = pytest.mark.skipif(not INVENTORY, reason="run by molecule test -s image")
-
-
-@pytest.fixture(scope="module")
-def inventory():
-    """instance name -> its connection facts (Molecule's instance config)."""
-    with open(INSTANCES) as f:
-        return {i["instance"]: i for i in yaml.safe_load(f)}
-
-
-@pytest.fixture(scope="module")
-def instances(inventory):
-    """Every instance, not only the one --hosts gives the `host` fixture."""
-    return {name: testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-            for name in sorted(inventory)}
-
-
-@pytest.fixture(scope="module")
-def build_identity():
-    with open(os.environ.get("IMAGE_BUILD_IDENTITY",
-                             os.path.join(BUILD, "image-build-identity.json"))) as f:
-        return json.load(f)
 
 
 def host_key_fingerprints(host):
@@ -128,22 +100,3 @@ def test_build_logs_and_state_were_cleaned(instances):
                             if "COMMAND=" not in line)
         assert "packer" not in journal
         assert "supermega-api-build" not in journal   # the build VM's hostname
-
-
-def test_zz_build_key_is_refused(inventory, build_identity):
-    """Last of the image checks, and on instance-2 only: these failed logins
-    come from this machine's address, which fail2ban then bans (as it should),
-    while instance-1 still serves the mutation check (test_zz_mutants.py)."""
-    key = os.environ.get("IMAGE_BUILD_KEY", os.path.join(BUILD, "packer-seed", "build_key"))
-    facts = inventory["instance-2"]
-    for user in (build_identity["build_user"], "admin"):
-        # each attempt is a new connection from the same address, which the
-        # firewall's SSH rate limit (6 per 30 s) would otherwise drop
-        time.sleep(8)
-        out = subprocess.run(
-            ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "ConnectTimeout=20", "-p", str(facts["port"]),
-             f"{user}@127.0.0.1", "true"], capture_output=True, text=True, timeout=60)
-        assert out.returncode == 255, (user, out.stderr)
-        assert "Permission denied" in out.stderr, (user, out.stderr)

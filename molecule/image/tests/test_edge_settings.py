@@ -1,0 +1,139 @@
+"""Edge settings given at boot: instance-2 of the image boots with user-data
+carrying its environment's settings (molecule/image/create.yml makes them:
+mutual TLS with this run's test CA and one allowed subject, one CORS origin,
+one name). Checked from this machine, through instance-2's forwarded HTTPS
+port, as a caller would: who may read customer data, and who may not.
+"""
+
+import glob
+import http.client
+import json
+import os
+import socket
+import ssl
+
+import pytest
+import testinfra
+
+RUN_DIR = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+PKI = os.path.join(RUN_DIR, "pki")
+NAME, ORIGIN = "api.bank.test", "https://app.bank.test"
+pytestmark = pytest.mark.skipif(not INVENTORY, reason="run by molecule test -s image")
+
+
+@pytest.fixture(scope="module")
+def port():
+    (state,) = glob.glob(os.path.join(RUN_DIR, "vms", "instance-2", "vm.json"))
+    with open(state) as f:
+        return json.load(f)["forwards"]["https"]["host"]
+
+
+@pytest.fixture(scope="module")
+def instance():
+    return testinfra.get_host(f"ansible://instance-2?ansible_inventory={INVENTORY}", sudo=True)
+
+
+class Answer:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<{self.status} {self.headers} {self.body[:200]!r}>"
+
+
+def call(port, path, client=None, sni=None, host="127.0.0.1", method="GET", headers=None):
+    """One HTTPS request to instance-2; None if the connection closed unanswered."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if client:
+        ctx.load_cert_chain(os.path.join(PKI, f"{client}.pem"), os.path.join(PKI, f"{client}.key"))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=20)
+    conn.sock = ctx.wrap_socket(raw, server_hostname=sni)
+    try:
+        conn.request(method, path, headers={"Host": host, **(headers or {})})
+        r = conn.getresponse()
+        return Answer(r.status, {k.lower(): v for k, v in r.getheaders()},
+                      r.read().decode("utf-8", "replace"))
+    except (http.client.RemoteDisconnected, ConnectionResetError, ssl.SSLEOFError):
+        return None
+    finally:
+        conn.close()
+
+
+def test_the_settings_came_from_user_data(instance):
+    settings = json.loads(instance.file("/etc/supermega-edge/settings.json").content_string)
+    assert settings["server_names"] == [NAME] and settings["cors_origins"] == [ORIGIN]
+    assert instance.service("supermega-edge-config").is_enabled
+    assert "ssl_verify_client optional;" in instance.file(
+        "/etc/nginx/supermega/server-tls.conf").content_string
+
+
+def test_customer_data_needs_a_valid_client_certificate(port):
+    answer = call(port, "/customers/111", client="web-tier")
+    assert answer.status == 200 and answer.json()["id"] == "111", answer
+
+
+@pytest.mark.parametrize("client", [None, "stranger", "expired", "intruder"],
+                         ids=["no certificate", "another CA", "expired", "subject not allowed"])
+def test_without_a_valid_allowed_certificate_json_403_and_no_data(port, client):
+    answer = call(port, "/customers/111", client=client)
+    assert answer is not None and answer.status == 403, answer
+    assert answer.json() == {"error": "Forbidden"}
+    assert answer.headers["content-type"].startswith("application/json")
+    assert "Deadpool" not in answer.body
+
+
+def test_healthz_needs_no_certificate(port):
+    answer = call(port, "/healthz")
+    assert answer.status == 200 and answer.json() == {"status": "ok"}, answer
+
+
+def test_its_name_is_answered_and_an_unknown_one_gets_no_answer(port):
+    assert call(port, "/customers", client="web-tier", sni=NAME, host=NAME).status == 200
+    assert call(port, "/customers", client="web-tier", sni="attacker.example",
+                host=NAME) is None
+    assert call(port, "/customers", client="web-tier", host="attacker.example") is None
+
+
+def test_cors_preflight_from_the_allowed_origin(port):
+    answer = call(port, "/customers", method="OPTIONS",
+                  headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"})
+    assert answer.status == 204, answer
+    assert answer.headers["access-control-allow-origin"] == ORIGIN
+    assert answer.headers["access-control-allow-methods"] == "GET, HEAD"
+    assert int(answer.headers["access-control-max-age"]) <= 600
+    assert answer.headers["vary"] == "Origin"
+    assert "access-control-allow-credentials" not in answer.headers
+
+
+def test_cors_get_from_the_allowed_origin_echoes_it_exactly(port):
+    answer = call(port, "/customers", client="web-tier", headers={"Origin": ORIGIN})
+    assert answer.status == 200
+    assert answer.headers["access-control-allow-origin"] == ORIGIN
+    assert answer.headers["vary"] == "Origin"
+    assert "access-control-allow-credentials" not in answer.headers
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "https://app.bank.test.evil"])
+def test_other_origins_get_no_cors_headers(port, origin):
+    preflight = call(port, "/customers", method="OPTIONS",
+                     headers={"Origin": origin, "Access-Control-Request-Method": "GET"})
+    assert preflight.status == 405, preflight
+    get = call(port, "/customers", client="web-tier", headers={"Origin": origin})
+    assert get.status == 200     # the request itself behaves as without CORS
+    for answer in (preflight, get):
+        assert not [h for h in answer.headers if h.startswith("access-control-")], answer
+
+
+def test_malformed_settings_are_refused_by_name_before_nginx_uses_them(instance):
+    instance.run_expect([0], "printf '%s' '{\"cors_origins\": [\"*\"]}' > /root/bad-edge.json")
+    out = instance.run("/usr/local/sbin/supermega-edge-config --check "
+                       "--settings /root/bad-edge.json")
+    assert out.rc == 1 and "cors_origins: '*'" in out.stderr, out
+    assert "https://app.bank.test" in instance.file("/etc/nginx/supermega/http.conf").content_string
