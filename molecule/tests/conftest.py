@@ -11,6 +11,7 @@ must arrive together go as HTTP/2 streams written in one TLS record
 (H2_PROBE), so nginx judges them at one instant however slow the guest.
 """
 
+import base64
 import json
 import os
 import sys
@@ -159,6 +160,43 @@ while time.monotonic() < deadline:
 conn.close()
 print(json.dumps({"bodies": bodies, "ended": sorted(ended), "sent": sent}))
 """
+
+# Raw bytes to nginx from inside the host, over TLS (with a chosen server
+# name, or none) or plain TCP; prints what came back (base64), "" if the
+# connection closed unanswered.
+RAW_PROBE = r"""
+import base64, json, socket, ssl, sys
+spec = json.loads(sys.argv[1])
+sock = socket.create_connection(("127.0.0.1", spec["port"]), timeout=15)
+if spec["tls"]:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    sock = ctx.wrap_socket(sock, server_hostname=spec["sni"] or None)
+sock.sendall(base64.b64decode(spec["payload"]))
+data = b""
+try:
+    while chunk := sock.recv(65536):
+        data += chunk
+except (OSError, ssl.SSLError):
+    pass
+print(base64.b64encode(data).decode())
+"""
+
+
+@pytest.fixture
+def raw(host):
+    """raw(payload, port=443, tls=True, sni=None) -> the bytes nginx answered (b"": closed)."""
+
+    def send(payload, port=443, tls=True, sni=None):
+        spec = {"port": port, "tls": tls, "sni": sni,
+                "payload": base64.b64encode(payload).decode()}
+        cmd = host.run("python3 -c %s %s", RAW_PROBE, json.dumps(spec))
+        assert cmd.rc == 0, cmd.stderr
+        return base64.b64decode(cmd.stdout.strip())
+
+    return send
+
 
 class Response:
     def __init__(self, raw):

@@ -88,6 +88,60 @@ def test_request_id_is_passed_through_or_made(host, http):
     assert host.run("grep -q test-req-0123456789 /var/log/nginx/access.log").rc == 0
 
 
+def get_request(host_header="127.0.0.1", path="/customers"):
+    return f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode()
+
+
+@pytest.mark.parametrize("port,tls", [(443, True), (80, False)], ids=["https", "http"])
+def test_only_the_apis_names_are_answered(raw, port, tls):
+    # its own address and localhost: answered; any other Host: the connection
+    # is closed with no answer at all (no data, no redirect, no error page)
+    assert b'"status":"ok"' in raw(get_request(path="/healthz"), port=port, tls=tls)
+    assert b'"status":"ok"' in raw(get_request("localhost", "/healthz"), port=port, tls=tls)
+    assert raw(get_request("attacker.example"), port=port, tls=tls) == b""
+
+
+def test_an_unknown_tls_server_name_gets_no_answer(raw):
+    assert b"Deadpool" in raw(get_request(), sni="localhost")
+    assert raw(get_request(), sni="attacker.example") == b""
+
+
+def test_plain_http_to_the_https_port_gets_json_400(raw):
+    answer = raw(get_request(), tls=False)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert json.loads(body) == {"error": "Bad Request"}
+    assert b"nginx" not in answer.lower()
+
+
+def test_unknown_transfer_coding_gets_json_501(raw):
+    answer = raw(b"GET /customers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Transfer-Encoding: foo\r\nConnection: close\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501"), answer
+    assert json.loads(body) == {"error": "Not Implemented"}
+
+
+def test_unsupported_http_version_gets_no_html(raw):
+    # nginx refuses HTTP/2.0 on an HTTP/1 connection (505) or just closes it:
+    # either way, never its HTML page or its name
+    answer = raw(b"GET /customers HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n")
+    assert b"<html" not in answer.lower() and b"nginx" not in answer.lower(), answer
+    if answer:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 505") and json.loads(body)["error"], answer
+
+
+def test_no_cors_headers_without_configured_origins(http):
+    # nginx_cors_origins is empty by default: no origin is allowed anything
+    get = http("/customers", headers={"Origin": "https://app.example"})
+    preflight = http("/customers", method="OPTIONS", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "GET"})
+    assert get.status == 200 and preflight.status == 405
+    for answer in (get, preflight):
+        assert not [h for h in answer.headers if h.startswith("access-control-")], answer
+
+
 def test_forged_request_id_is_replaced(http):
     response = http("/customers", headers={"X-Request-ID": "bad id\"{}"})
     assert response.headers["x-request-id"] != "bad id\"{}"

@@ -26,6 +26,10 @@ def lab_address(host):
     nic = host.check_output("ip -o link | awk -F': ' '/52:54:00:77:00:10/ {print $2}'")
     assert nic, "the instance has no lab NIC"
     host.run_expect([0], f"ip addr replace {VM_IP}/24 dev {nic} && ip link set {nic} up")
+    # the host answers only to its own names and addresses, found when its edge
+    # settings are applied: apply them again for the new address, then reload
+    # nginx (the runbook's step after an address change)
+    host.run_expect([0], "supermega-edge-config && systemctl reload nginx")
     for _ in range(30):
         if from_scanner("ping", "-c1", "-W1", VM_IP).returncode == 0:
             break
