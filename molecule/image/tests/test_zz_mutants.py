@@ -19,15 +19,18 @@ import time
 from dataclasses import dataclass
 
 import pytest
+import testinfra
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SUITE = os.path.join(ROOT, "molecule", "tests")
+SUITE = os.path.join(ROOT, "molecule", "tests")                  # the roles' suite (instance-1)
+EDGE = os.path.join(ROOT, "molecule", "image", "tests")          # instance-2's edge settings
 RESULTS = os.path.join(ROOT, "build", "mutants.json")
 NGINX_API = "/etc/nginx/conf.d/api.conf"
 NGINX_MAIN = "/etc/nginx/nginx.conf"
 SSHD = "/etc/ssh/sshd_config"
 API_UNIT = "/etc/systemd/system/supermega-api.service"
 NGINX_ROTATE = "/etc/logrotate.d/nginx"
+EDGE_HTTP = "/etc/nginx/supermega/http.conf"
 RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
 RELOAD_SSH = "sshd -t && systemctl reload ssh"
 RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
@@ -42,6 +45,8 @@ class Mutation:
     guard: str         # the test (file::function under molecule/tests) that must fail
     undo: str = ""     # shell, before the files are restored
     select: str = ""   # a -k expression picking one parametrized case of the guard
+    instance: str = "instance-1"   # where the change is made
+    suite: str = SUITE             # where the guard lives
 
 
 MUTATIONS = [
@@ -84,6 +89,17 @@ MUTATIONS = [
     Mutation("sandbox directive ProtectSystem=strict removed from the API unit", [API_UNIT],
              f"sed -i '/^ProtectSystem=strict/d' {API_UNIT}", RESTART_API,
              "test_api_unit.py::test_service_properties", select="ProtectSystem"),
+    Mutation("the API answers any Host (the names check removed)", [NGINX_API],
+             f"sed -i '/if (\\$api_host_ok = 0)/,+2d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_only_the_apis_names_are_answered"),
+    Mutation("client authentication off (mutual TLS check removed)", [NGINX_API],
+             f"sed -i '/if (\\$api_client_ok = 0)/,+2d' {NGINX_API}", RELOAD_NGINX,
+             "test_edge_settings.py::test_without_a_valid_allowed_certificate_json_403_and_no_data",
+             instance="instance-2", suite=EDGE),
+    Mutation("CORS for any origin (*)", [EDGE_HTTP],
+             f"sed -i 's/^    default \"\";/    default \"*\";/' {EDGE_HTTP}", RELOAD_NGINX,
+             "test_edge_settings.py::test_other_origins_get_no_cors_headers",
+             instance="instance-2", suite=EDGE),
     Mutation("log rotation's reopen signal (nginx USR1) removed", [NGINX_ROTATE],
              f"sed -i '/kill -USR1/d; /nginx -s reopen/d; /invoke-rc.d nginx rotate/d' "
              f"{NGINX_ROTATE}", "true", "test_logging.py::test_forced_rotation_keeps_logging"),
@@ -95,9 +111,10 @@ def run_guard(config, mutation):
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header",
             "-o", "addopts=", f"--connection={config.option.connection}",
             f"--ansible-inventory={config.option.ansible_inventory}",
-            f"--hosts={config.option.hosts}", "--sudo", os.path.join(SUITE, mutation.guard),
+            f"--hosts={config.option.hosts}", "--sudo",
+            os.path.join(mutation.suite, mutation.guard),
             *(["-k", mutation.select] if mutation.select else [])]
-    out = subprocess.run(argv, capture_output=True, text=True, cwd=SUITE, check=False,
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=mutation.suite, check=False,
                          env=dict(os.environ, PYTEST_ADDOPTS=""))
     tail = "\n".join(out.stdout.splitlines()[-15:])
     return out.returncode, tail
@@ -115,10 +132,12 @@ def save(row):
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
-def test_mutants_are_caught(host, request, mutation):
+def test_mutants_are_caught(request, mutation):
     config = request.config
+    host = testinfra.get_host(f"ansible://{mutation.instance}?ansible_inventory="
+                              f"{config.option.ansible_inventory}", sudo=True)
     started = time.monotonic()
-    row = {"mutation": mutation.name,
+    row = {"mutation": mutation.name, "instance": mutation.instance,
            "guard": mutation.guard + (f" (-k '{mutation.select}')" if mutation.select else "")}
     code, out = run_guard(config, mutation)
     row["before"] = code
