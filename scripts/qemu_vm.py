@@ -127,6 +127,9 @@ def write_seed(directory, name, user, pubkey, extra_user_data, iso=True):
             "name": user,
             "shell": "/bin/bash",
             "sudo": "ALL=(ALL) NOPASSWD:ALL",
+            # the hardening role's SSH login group (AllowGroups), as the
+            # README tells operators to declare it in their user-data
+            "groups": ["ssh-users"],
             "lock_passwd": True,
             "ssh_authorized_keys": [pubkey],
         }],

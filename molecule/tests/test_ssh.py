@@ -41,7 +41,8 @@ def sshd(host):
     ("x11uselocalhost", "yes"),
     ("printmotd", "no"),
     ("printlastlog", "no"),
-    ("banner", "none"),
+    ("banner", "/etc/issue.net"),
+    ("allowgroups", "ssh-users"),
     ("syslogfacility", "AUTH"),
     ("maxsessions", "10"),
     ("maxstartups", "10:30:60"),
@@ -65,6 +66,49 @@ def test_only_modern_algorithms(sshd):
 def test_no_dsa_host_key(host):
     assert not host.file("/etc/ssh/ssh_host_dsa_key").exists
     assert host.file("/etc/ssh/ssh_host_ed25519_key").mode == 0o600
+
+
+def test_only_an_ed25519_host_key(host, sshd):
+    # dev-sec ssh-baseline: no NIST-curve host key, RSA only at 4096 bits or not at all
+    out = host.check_output("sshd -T -C user=nobody,host=client,addr=192.0.2.1")
+    keys = [line.split()[1] for line in out.splitlines() if line.startswith("hostkey ")]
+    assert keys == ["/etc/ssh/ssh_host_ed25519_key"], keys
+    for kind in ("ecdsa", "rsa", "dsa"):
+        assert not host.file(f"/etc/ssh/ssh_host_{kind}_key").exists, kind
+
+
+def test_post_quantum_key_exchange_first(host, sshd):
+    offered = host.check_output("ssh -Q kex").split()
+    hybrids = [k for k in ("mlkem768x25519-sha256", "sntrup761x25519-sha512",
+                           "sntrup761x25519-sha512@openssh.com") if k in offered]
+    assert hybrids, offered
+    assert sshd["kexalgorithms"].split(",")[0] == hybrids[0]
+
+
+def test_login_banner(host):
+    banner = host.file("/etc/issue.net")
+    assert "Authorised access only" in banner.content_string and banner.mode == 0o644
+
+
+def test_ssh_only_for_the_login_group(host):
+    """A user with a valid key but outside ssh-users is refused; the operator
+    (in it) is not locked out."""
+    user = "ssh-outsider"
+    host.run_expect([0], f"id {user} >/dev/null 2>&1 || useradd --create-home "
+                         f"--shell /bin/bash {user}")
+    try:
+        host.run_expect([0], f"rm -f /root/{user}-key* && ssh-keygen -q -t ed25519 -N '' "
+                             f"-f /root/{user}-key && install -d -m 700 -o {user} "
+                             f"/home/{user}/.ssh && install -m 600 -o {user} "
+                             f"/root/{user}-key.pub /home/{user}/.ssh/authorized_keys")
+        out = host.run(f"ssh -i /root/{user}-key -o BatchMode=yes -o StrictHostKeyChecking=no "
+                       f"-o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 "
+                       f"{user}@127.0.0.1 true")
+        assert out.rc == 255 and "Permission denied" in out.stderr, out
+        operator = host.check_output("id -nG $SUDO_USER 2>/dev/null || id -nG")
+        assert "ssh-users" in operator.split(), operator
+    finally:
+        host.run(f"userdel --remove {user}; rm -f /root/{user}-key*")
 
 
 def test_sshd_config_is_root_only_and_complete(host):
