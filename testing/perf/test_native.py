@@ -84,7 +84,7 @@ def render(out):
     with open(conf) as f:
         text = f.read()
     text = (text.replace("/var/log/nginx/", f"{out}/logs/")
-            .replace("/run/nginx.pid", f"{out}/nginx.pid")
+            .replace("pid /run/nginx/nginx.pid", f"pid {out}/nginx.pid")
             .replace("include /etc/nginx/conf.d/*.conf;", f"include {out}/conf.d/*.conf;"))
     with open(conf, "w") as f:
         f.write(text)
