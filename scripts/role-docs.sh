@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Each role's README variable table, generated from meta/argument_specs.yml
-# (the single source of a role's documentation) by aar-doc (PyPI), with the
-# project's table template (ansible/roles/README-variables.md.j2).
+# meta/argument_specs.yml is the single source of each role's variables:
+# aar-doc (PyPI, as dev-sec uses it) generates from it both defaults/main.yml
+# (every default, its description as the comment) and the README's variable
+# table (with the project's template, ansible/roles/README-variables.md.j2).
 #
-#   scripts/role-docs.sh          rewrite the tables in place
-#   scripts/role-docs.sh --check  fail if any README differs from what aar-doc makes
+#   scripts/role-docs.sh          regenerate defaults and tables in place
+#   scripts/role-docs.sh --check  fail if any differs from what aar-doc makes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 template=$PWD/ansible/roles/README-variables.md.j2
@@ -18,13 +19,19 @@ for role in ansible/roles/*/; do
     cp -r "$role" "$scratch/"
     copy=$scratch/$(basename "$role")
     "$aar_doc" --output-template "$template" "$copy" markdown >/dev/null
-    if ! diff -u "$role/README.md" "$copy/README.md"; then
-      echo "role-docs: $role/README.md is not what aar-doc makes from its argument_specs (run make role-docs)" >&2
-      status=1
-    fi
+    rm -f "$copy/defaults/main.yml"
+    "$aar_doc" "$copy" defaults >/dev/null
+    for file in README.md defaults/main.yml; do
+      if ! diff -u "$role/$file" "$copy/$file"; then
+        echo "role-docs: $role/$file is not what aar-doc makes from its argument_specs (run make role-docs)" >&2
+        status=1
+      fi
+    done
     rm -rf "$scratch"
   else
     "$aar_doc" --output-template "$template" "$role" markdown >/dev/null
+    rm -f "$role/defaults/main.yml"
+    "$aar_doc" "$role" defaults >/dev/null
   fi
 done
 exit "$status"
