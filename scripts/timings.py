@@ -3,7 +3,7 @@
 Writers: the Ansible callback `stage_times` (every playbook Molecule, Packer
 and Vagrant run), the pytest plugin `stage_times_pytest` (every verify),
 `timed.py` (whole commands) and `qemu_vm.py`'s boot figures via Molecule's
-create. Readers: testing/nfr/report.py (docs/verification.md, the README's
+create. Readers: scripts/report.py (docs/verification.md, the README's
 figures). The file is merged under a lock: the CI lanes write at once.
 """
 

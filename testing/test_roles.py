@@ -36,6 +36,10 @@ def test_defaults_and_argument_specs_agree(role):
     assert all("default" not in options[name] for name in required)
     for name in options:
         assert options[name].get("description"), f"{name} has no description"
+        # what Ansible's argument validation accepts (it fails the play otherwise)
+        assert options[name].get("type") in {"str", "int", "bool", "list", "dict", "path",
+                                              "raw", "float"}, name
+        assert "elements" not in options[name] or options[name]["type"] == "list", name
         assert name.startswith(f"{role}_"), f"{name} is not prefixed with the role name"
     for name, value in defaults.items():
         assert options[name].get("default") == value, name
