@@ -72,6 +72,9 @@ def test_no_settings_is_a_single_host_with_nothing_extra(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "changed", out
     http = (tmp_path / "out" / "http.conf").read_text()
     assert '"localhost" 1;' in http and '"127.0.0.1" 1;' in http
+    # the addresses are allowed as TLS server names too (wrk sends one)
+    sni = http[http.index("map $ssl_server_name"):]
+    assert '"127.0.0.1" 1;' in sni[:sni.index("}")]
     assert "set_real_ip_from" not in http
     assert "ssl_verify_client" not in (tmp_path / "out" / "server-tls.conf").read_text()
     assert "$http_origin;" not in http     # no origin is echoed
