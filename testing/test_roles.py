@@ -66,6 +66,15 @@ def test_distribution_vars_define_the_same_keys(role):
             per_distribution["Debian.yml"] ^ per_distribution["Ubuntu.yml"])
 
 
+def test_ansible_checks_host_keys_of_real_hosts():
+    """A converge hands the host the TLS key and the app: it must be the host the
+    operator means. Only the throwaway-VM paths turn checking off, for themselves."""
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "ansible.cfg"))
+    assert cfg.getboolean("defaults", "host_key_checking") is True
+
+
 def test_site_playbook_preflights_every_role():
     play = load("ansible/site.yml")[0]
     preflight = play["pre_tasks"][0]

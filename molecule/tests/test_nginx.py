@@ -219,6 +219,14 @@ def test_tls_weak_ciphers_refused(host, cipher):
     assert negotiated is None, out
 
 
+def test_no_dhe_suites_configured(host):
+    # DHE would need a dhparam file; ECDHE covers Mozilla's intermediate clients
+    ciphers = [line for line in host.file("/etc/nginx/nginx.conf").content_string.splitlines()
+               if line.strip().startswith("ssl_ciphers ")]
+    assert len(ciphers) == 1 and "ECDHE-" in ciphers[0] and "DHE-" not in ciphers[0].replace(
+        "ECDHE-", ""), ciphers
+
+
 def test_self_signed_certificate_is_ecdsa_p256_for_this_host(host):
     text = host.check_output("openssl x509 -in /etc/nginx/tls/server.crt -noout -text")
     assert "ASN1 OID: prime256v1" in text
