@@ -113,7 +113,7 @@ image: venv ## Bake the local qemu image with Packer (build/image/supermega-api.
 	$(BIN)/python scripts/timed.py image -- bash packer/build-local.sh
 
 .PHONY: image-verify
-image-verify: venv ## = molecule test -s image: two instances of the baked image, Testinfra + image checks
+image-verify: venv ## = molecule test -s image: two baked instances: Testinfra, image checks, mutants, NFR suite
 	$(MAKE) --no-print-directory molecule-test SCENARIO=image
 
 .PHONY: mutants
@@ -121,7 +121,7 @@ mutants: venv ## The mutation check alone: remove each protection on an instance
 	PYTEST_ADDOPTS="-k mutants" $(BIN)/python scripts/timed.py mutants -- $(BIN)/molecule test -s image
 
 .PHONY: verify
-verify: venv ## = molecule test -s nfr: perf, load, faults, bad input, TLS, network, on an instance
+verify: venv ## = molecule test -s nfr: the NFR suite alone (perf, load, faults, bad input, TLS, network)
 	$(MAKE) --no-print-directory molecule-test SCENARIO=nfr
 
 .PHONY: up
@@ -145,28 +145,25 @@ vagrant-destroy: ## `vagrant destroy -f` and stop the libvirt daemons this proje
 vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HTTPS from the host, destroy
 	$(BIN)/python scripts/vagrant_check.py
 
-# The VM suites in two lanes, one VM busy per lane (an emulated guest keeps
-# about one core busy; a third VM at once only slows the other two), split
-# so that both lanes take about as long (figures: docs/verification.md):
-#   roles: molecule test (from scratch, idempotence, suite), then the NFR
-#          suite on an instance of the image the other lane baked meanwhile
-#   image: packer build, then the image's instances (suite, image checks,
-#          mutation check), then vagrant up
-.PHONY: lane-roles lane-image wait-image
+# The VM suites in two lanes. The first half runs one VM per lane: the roles
+# from scratch in one, the bake in the other. Then the image's two instances
+# (suite, image checks, mutation check, NFR suite on instance-1, which boots
+# once for all of it) beside one Vagrant VM. An emulated guest keeps about one
+# core busy: a third or fourth VM at once only slows the others down
+# (figures: docs/verification.md).
+#   roles: molecule test (from scratch, idempotence, suite), then vagrant up
+#   image: packer build, then molecule test -s image (with the NFR suite)
+.PHONY: lane-roles lane-image
 lane-roles:
 	$(BIN)/python scripts/timed.py lane_roles -- bash -c '$(MAKE) --no-print-directory \
-	  molecule-test SCENARIO=default && $(MAKE) --no-print-directory wait-image \
-	  && $(MAKE) --no-print-directory verify' 2>&1 | sed -u 's/^/[roles] /'
+	  molecule-test SCENARIO=default && $(MAKE) --no-print-directory vagrant-check' \
+	  2>&1 | sed -u 's/^/[roles] /'
 lane-image:
 	$(BIN)/python scripts/timed.py lane_image -- bash -c '$(MAKE) --no-print-directory image \
-	  && $(MAKE) --no-print-directory image-verify \
-	  && $(MAKE) --no-print-directory vagrant-check' 2>&1 | sed -u 's/^/[image] /'
-wait-image:
-	$(BIN)/python scripts/timings.py --wait image_exit_code --timeout 1800
+	  && $(MAKE) --no-print-directory image-verify' 2>&1 | sed -u 's/^/[image] /'
 
 .PHONY: vm-suites
-vm-suites: venv base-image ## The VM suites in two lanes: roles + NFR | bake + image checks + Vagrant
-	$(BIN)/python scripts/timings.py image_exit_code=null  # lane roles waits for this bake's
+vm-suites: venv base-image ## The VM suites in two lanes: roles + Vagrant | bake + image checks + NFR
 	$(MAKE) --no-print-directory -k -j2 lane-roles lane-image
 
 .PHONY: report

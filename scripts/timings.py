@@ -44,28 +44,9 @@ def load(target=None):
         return json.load(f)
 
 
-def wait(key, timeout):
-    """Block until another lane has recorded `key` (an exit code) in this run's
-    timings; succeed only if it is 0. The file is emptied when a CI run starts."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = load().get(key)
-        if value is not None:
-            if value != 0:
-                raise SystemExit(f"timings: {key} = {value}: the step this lane needs failed")
-            return
-        time.sleep(5)
-    raise SystemExit(f"timings: no {key} after {timeout} s")
-
-
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:2] == ["--wait"]:   # timings.py --wait KEY --timeout SECONDS
-        wait(sys.argv[2], float(sys.argv[4]) if sys.argv[3:4] == ["--timeout"] else 1800)
-        sys.exit(0)
     # timings.py KEY=VALUE ... (numbers stay numbers): for shell and playbook steps
     values = {}
     for arg in sys.argv[1:]:

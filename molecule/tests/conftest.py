@@ -17,37 +17,10 @@ import os
 import sys
 import time
 
-import jinja2
 import pytest
-import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from stage_times_pytest import pytest_sessionfinish, pytest_sessionstart  # noqa: E402,F401
-
-ANSIBLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ansible")
-
-
-def deployment_names():
-    """The deployment's names as the play resolves them: the api role's
-    defaults under the inventory's group_vars, templates resolved. Read, not
-    restated: a renamed service or socket changes the suite with it."""
-    values = {}
-    for path in ("roles/api/defaults/main.yml", "group_vars/api/main.yml"):
-        with open(os.path.join(ANSIBLE, path)) as f:
-            values.update(yaml.safe_load(f))
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701 (names, not HTML)
-    for _ in range(5):   # names built from names (api_root from api_name, ...)
-        values = {k: env.from_string(v).render(**values) if isinstance(v, str) else v
-                  for k, v in values.items() if not (isinstance(v, str) and "playbook_dir" in v)}
-    return values
-
-
-NAMES = deployment_names()
-API = NAMES["api_name"]
-API_ROOT = NAMES["api_root"]
-API_CONFIG_DIR = NAMES["api_config_dir"]
-API_LOG_DIR = NAMES["api_log_dir"]
-API_SOCKET = NAMES["api_socket_path"]
 
 PROBE = r"""
 import http.client, json, ssl, sys

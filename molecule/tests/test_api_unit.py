@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import API, API_ROOT
+from deployment import API, API_ROOT
 
 
 def unit_property(host, unit, name):

@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from conftest import API, API_CONFIG_DIR, API_ROOT
+from deployment import API, API_CONFIG_DIR, API_ROOT
 
 
 @pytest.mark.parametrize("path,user,group,mode", [

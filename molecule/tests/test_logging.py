@@ -3,7 +3,7 @@
 import json
 import time
 
-from conftest import API, API_LOG_DIR
+from deployment import API, API_LOG_DIR
 
 
 def test_logrotate_config_is_clean(host):

@@ -5,7 +5,7 @@ import re
 import time
 
 import pytest
-from conftest import API
+from deployment import API
 
 # measured on Debian 12: 9.6 with the distribution's unit, NGINX_EXPOSURE_MEASURED with the sandbox
 NGINX_EXPOSURE = 99.0

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import API, API_SOCKET
+from deployment import API, API_SOCKET
 
 
 @pytest.mark.parametrize("unit", [

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import healthy, insecure_context
+from nfr_lib import healthy, insecure_context
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

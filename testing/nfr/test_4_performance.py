@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from conftest import API, rss_kib, run_wrk, wait_background_wrk
+from nfr_lib import API, rss_kib, run_wrk, wait_background_wrk
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from perf_rounds import interleaved, summarise  # noqa: E402

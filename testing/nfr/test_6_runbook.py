@@ -4,7 +4,7 @@ part fails (pipefail), and a command's answer is asserted, not only its exit."""
 
 import json
 
-from conftest import API
+from nfr_lib import API
 
 ROOT_DIR = f"/opt/{API}"
 

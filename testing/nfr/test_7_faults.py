@@ -6,7 +6,7 @@ nginx, loopback), injects one fault, and counts what the clients saw.
 
 import time
 
-from conftest import API, healthy, wait_background_wrk, wait_for_ssh_after_reboot
+from nfr_lib import API, healthy, wait_background_wrk, wait_for_ssh_after_reboot
 
 CONNECTIONS = 16
 SECONDS = 30
