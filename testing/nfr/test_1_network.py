@@ -113,6 +113,16 @@ def test_fail2ban_bans_the_scanner_at_maxretry(host, record):
     assert all(not banned and failed < maxretry for _, failed, banned in history[:-1]), history
     assert history[-1][2], (history, host.run(
         "journalctl -u ssh --since -5min --no-pager | tail -20").stdout)
+    # fail2ban lists the ban before its action has run (the first ban also
+    # creates its nftables table): wait, bounded, until the firewall has it
+    in_firewall = ""
+    for _ in range(60):
+        in_firewall = host.run("nft list set inet f2b-table addr-set-sshd").stdout
+        if SCAN_IP in in_firewall:
+            break
+        time.sleep(0.5)
+    assert SCAN_IP in in_firewall, (in_firewall, host.run(
+        "journalctl -u fail2ban --since -5min --no-pager | tail -20").stdout)
     # the banned address no longer reaches sshd at all
     code, err = ssh_attempt("admin")
     assert code == 255 and ("timed out" in err or "refused" in err), err

@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -170,3 +172,21 @@ def test_native_throughput_ratios(stack):
     ratios = summary["ratios"]
     assert ratios["c_over_b"] >= GOALS["c_over_b"], summary
     assert ratios["c_over_a"] >= GOALS["c_over_a"], summary
+
+
+@pytest.mark.parametrize("path", [b"/../../etc/passwd", b"/customers/%00"])
+def test_native_unparsable_request_line_gets_json_400(stack, path):
+    """nginx refuses these before it has read a Host: still its JSON 400, not a
+    connection closed by the names check (found by the NFR suite)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", PORTS["c"]), timeout=10) as raw, \
+            ctx.wrap_socket(raw) as tls:
+        tls.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), data[:300]
+    assert json.loads(body) == {"error": "Bad Request"}

@@ -92,7 +92,7 @@ MUTATIONS = [
              f"sed -i '/^ProtectSystem=strict/d' {API_UNIT}", RESTART_API,
              "test_api_unit.py::test_service_properties", select="ProtectSystem"),
     Mutation("the API answers any Host (the names check removed)", [NGINX_API],
-             f"sed -i '/if (\\$api_host_ok = 0)/,+2d' {NGINX_API}", RELOAD_NGINX,
+             f"sed -i '/if (\\$api_host_refused)/,+2d' {NGINX_API}", RELOAD_NGINX,
              "test_nginx.py::test_only_the_apis_names_are_answered"),
     Mutation("client authentication off (mutual TLS check removed)", [NGINX_API],
              f"sed -i '/if (\\$api_client_ok = 0)/,+2d' {NGINX_API}", RELOAD_NGINX,
