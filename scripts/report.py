@@ -195,7 +195,7 @@ def verification(t, build, nfr, native, mutants):
     if master:
         restart = master.get("restart_healthy_after_s")
         lines.append(f"\nkill -9 of the master: healthy after {master['healthy_after_s']} s; a "
-                     f"deliberate restart in the same minute: {restart} s (asserted: heal <= "
+                     f"deliberate restart under the same load: {restart} s (asserted: heal <= "
                      "restart + 1 s; the 5 s goal is asserted on KVM).")
     worker = faults.get("kill_9_worker", {})
     if worker:

@@ -32,7 +32,7 @@ def https_ok_inside(host):
 # KVM and is asserted there. Under TCG (software emulation, another VM on the
 # two cores) starting Python alone takes seconds and varies with the other
 # lane's load, so there the test asserts what starvation cannot decide: a
-# crash heals as fast as a deliberate restart measured in the same minute
+# crash heals as fast as a deliberate restart under the same load
 # (systemd restarts the master at once, the socket holds the requests), and
 # the report sets the measured time against the 5 s goal.
 HEAL_GOAL_S = 5
@@ -54,17 +54,23 @@ def test_kill_9_master_heals_as_fast_as_a_restart(host, vm, wrk, record):
     timing = {}
     main = f"$(systemctl show -p MainPID --value {API}.service)"
 
-    def kill_then_restart():
-        # timed inside the instance: an SSH round trip per probe would blur it
+    # timed inside the instance (an SSH round trip per probe would blur it),
+    # each under the same load, injected at the same moment of its own wrk run
+    # (side by side: a restart timed after the crash's load had ended measured
+    # 8.9 s against the crash's 18.9 s under load)
+    def kill():
         timing["healed"] = int(host.check_output(heal_probe(main, "kill -9 $old"))) / 1000
-        time.sleep(3)
+
+    def restart():
         timing["restart"] = int(host.check_output(
             heal_probe(main, f"systemctl restart {API}.service"))) / 1000
 
-    result = under_load(host, wrk, "kill-master", kill_then_restart)
+    result = under_load(host, wrk, "kill-master", kill)
+    restarted = under_load(host, wrk, "restart-master", restart)
     healed, restart = timing["healed"], timing["restart"]
     record("faults", {"kill_9_master": {"healthy_after_s": healed, "goal_s": HEAL_GOAL_S,
-                                        "restart_healthy_after_s": restart, **result}})
+                                        "restart_healthy_after_s": restart, **result,
+                                        "restart_load": restarted}})
     assert healed < 30, "not healthy 30 s after kill -9"
     assert healed <= restart + HEAL_OVER_RESTART_S, timing
     if vm.get("accel") == "kvm":
