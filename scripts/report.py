@@ -62,8 +62,8 @@ def stage_rows(t):
         ("  of which the mutation check", "mutants_seconds", ""),
         ("  of which the NFR suite (on instance-1)", "nfr_suite_seconds", ""),
         ("image: whole scenario", "molecule_image_seconds", ""),
-        ("lane roles (molecule default, then Vagrant)", "lane_roles_seconds", "`make vm-suites`"),
-        ("lane image (bake, image, NFR)", "lane_image_seconds", ""),
+        ("lane roles (molecule default)", "lane_roles_seconds", "`make vm-suites`"),
+        ("lane image (bake, then Vagrant), beside it", "lane_image_seconds", ""),
         ("whole `.ci/run`", "ci_total_seconds", "`bash .ci/run`"),
     ]
     out = ["| Stage | Seconds | Command |", "|---|---|---|"]

@@ -14,10 +14,11 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.path.insert(0, os.path.join(ROOT, "testing"))
+sys.path.insert(0, os.path.join(ROOT, "molecule", "tests"))
+from deployment import API  # noqa: E402,F401 (the service's name, read from the roles)
 from perf_rounds import parse_wrk, wrk_command  # noqa: E402
 
 RUN_DIR = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
-API = "supermega-api"
 
 
 def insecure_context():

@@ -119,7 +119,8 @@ def run_guard(config, mutation):
             os.path.join(mutation.suite, mutation.guard),
             *(["-k", mutation.select] if mutation.select else [])]
     out = subprocess.run(argv, capture_output=True, text=True, cwd=mutation.suite, check=False,
-                         env=dict(os.environ, PYTEST_ADDOPTS=""))
+                         # (no timings: the guard's run is not the scenario's verify)
+                         env=dict(os.environ, PYTEST_ADDOPTS="", STAGE_TIMINGS=""))
     tail = "\n".join(out.stdout.splitlines()[-15:])
     return out.returncode, tail
 
