@@ -168,6 +168,16 @@ def tap_args(tap):
             "-device", "virtio-net-pci,netdev=n1,mac=52:54:00:77:00:10"]
 
 
+def use_every_core():
+    """Let this process and the qemu it starts run on every core. Started
+    from an Ansible task under mitogen's strategy, it would inherit
+    mitogen's CPU pinning: on a machine with fewer than four cores mitogen
+    pins every process it starts to CPU 1 (ansible_mitogen/affinity.py), so
+    two VMs booted by Molecule's create shared one core while the other
+    idled (seen in CI, 2026-11-29)."""
+    os.sched_setaffinity(0, range(os.cpu_count()))
+
+
 def start(args):
     directory = os.path.abspath(args.dir)
     if os.path.exists(os.path.join(directory, "qemu.pid")):
@@ -214,6 +224,7 @@ def start(args):
         "-serial", f"file:{console}", "-monitor", "none",
         "-daemonize", "-pidfile", pidfile,
     ]
+    use_every_core()
     started = time.monotonic()
     subprocess.run(argv, check=True)
     with open(pidfile) as f:

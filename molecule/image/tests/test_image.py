@@ -5,6 +5,7 @@ with the build VM's identity (recorded by Packer just before sealing) for
 comparison.
 """
 
+import json
 import os
 import re
 
@@ -22,6 +23,20 @@ def host_key_fingerprints(host):
 
 def test_two_instances_were_booted(instances):
     assert len(instances) == 2
+
+
+def test_every_vm_may_run_on_every_core():
+    """The harness, not the image: Molecule's create runs under mitogen's
+    strategy, which pins what it starts to one core on a small machine; the
+    VMs must not inherit that (scripts/qemu_vm.py use_every_core), or two
+    share one core while the other idles."""
+    run_dir = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+    every_core = set(range(os.cpu_count()))
+    allowed = {}
+    for name in sorted(os.listdir(os.path.join(run_dir, "vms"))):
+        with open(os.path.join(run_dir, "vms", name, "vm.json")) as f:
+            allowed[name] = os.sched_getaffinity(json.load(f)["pid"])
+    assert len(allowed) == 2 and all(cpus == every_core for cpus in allowed.values()), allowed
 
 
 def test_ssh_host_keys_are_unique_per_instance(instances, build_identity):
