@@ -252,6 +252,15 @@ def readme_block(t, build, native, nfr):
     ])
 
 
+def replace_block(readme, block):
+    """The README with `block` between its figure markers (empty or not before)."""
+    pattern = r"(<!-- figures:start -->\n)(?:.*?\n)?(<!-- figures:end -->)"
+    if not re.search(pattern, readme, flags=re.DOTALL):
+        raise SystemExit("report.py: the README has no <!-- figures:start/end --> markers")
+    return re.sub(pattern, lambda m: m.group(1) + block + "\n" + m.group(2), readme,
+                  count=1, flags=re.DOTALL)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--docs", default=os.path.join(ROOT, "docs", "verification.md"))
@@ -266,8 +275,7 @@ def main():
     with open(args.readme) as f:
         readme = f.read()
     block = readme_block(t, build, native, nfr)
-    new = re.sub(r"(<!-- figures:start -->\n).*?(\n<!-- figures:end -->)",
-                 lambda m: m.group(1) + block + m.group(2), readme, flags=re.DOTALL)
+    new = replace_block(readme, block)
     if new != readme:
         with open(args.readme, "w") as f:
             f.write(new)
