@@ -254,11 +254,12 @@ def readme_block(t, build, native, nfr):
 
 def replace_block(readme, block):
     """The README with `block` between its figure markers (empty or not before)."""
-    pattern = r"(<!-- figures:start -->\n)(?:.*?\n)?(<!-- figures:end -->)"
-    if not re.search(pattern, readme, flags=re.DOTALL):
+    new, found = re.subn(r"(<!-- figures:start -->\n)(?:.*?\n)?(<!-- figures:end -->)",
+                         lambda m: m.group(1) + block + "\n" + m.group(2), readme,
+                         count=1, flags=re.DOTALL)
+    if not found:
         raise SystemExit("report.py: the README has no <!-- figures:start/end --> markers")
-    return re.sub(pattern, lambda m: m.group(1) + block + "\n" + m.group(2), readme,
-                  count=1, flags=re.DOTALL)
+    return new
 
 
 def main():
