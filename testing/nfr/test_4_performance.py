@@ -5,8 +5,16 @@ wrk runs inside the instance on loopback (exempt from the rate limit by
 design), at the same connection count for all three, in interleaved rounds
 (a, b, c, a, b, c, a, b, c: testing/perf_rounds.py) so the other CI lane's
 load falls on all three alike. Under TCG absolute numbers mean little, and
-TLS runs in emulated software: the native run (testing/perf) gives the
-ratios of real hardware; this one asserts c/b >= 0.7 under emulation.
+TLS runs in emulated software, and wrk's own TLS client shares the one
+vCPU with nginx and gunicorn: the native run (testing/perf) gives the ratios
+of real hardware and holds them to c/b >= 0.85; this one holds the stack
+under emulation to half of gunicorn's throughput, with no error.
+
+Why half, not 0.7 (the bound until 2026-11-29): medians of c/b measured on
+1-vCPU instances were 0.78 and 0.67 in two CI runs and 0.78 and 0.67 by
+hand, single rounds from 0.60 to 1.15; 0.7 sat in the middle of that
+spread and failed one CI run by chance. 0.5 is what holds under emulation;
+the real-hardware claim is the native test's.
 """
 
 import os
@@ -22,7 +30,7 @@ from perf_rounds import interleaved, summarise  # noqa: E402
 CONNECTIONS = 32
 SECONDS = 10
 ROUNDS = 3
-GOAL_C_OVER_B = 0.7
+GOAL_C_OVER_B = 0.5
 RELEASE = f"/opt/{API}/current"
 
 
@@ -60,7 +68,8 @@ def direct_gunicorn(host):
     host.run("systemctl stop nfr-gunicorn")
 
 
-def test_throughput_ratios(host, wrk, seed_server, direct_gunicorn, record):
+def test_tls_stack_keeps_half_of_gunicorn_under_emulation(host, wrk, seed_server,
+                                                          direct_gunicorn, record):
     urls = {"a": "http://127.0.0.1:5000", "b": "http://127.0.0.1:8001", "c": "https://127.0.0.1"}
     rest = rss_kib(host, {"nginx"})
     under_load = {}
@@ -84,7 +93,7 @@ def test_throughput_ratios(host, wrk, seed_server, direct_gunicorn, record):
                    goals={"c_over_b": GOAL_C_OVER_B})
     record("performance", summary)
     # The deployed stack answers everything it is asked, without errors, and
-    # nginx with TLS (emulated, no AES-NI under qemu64) keeps 70 % of gunicorn.
+    # nginx with TLS (emulated, no AES-NI under qemu64) keeps half of gunicorn.
     for target in ("b", "c"):
         assert summary[target]["socket_errors"] == 0, summary[target]
         assert summary[target]["non_2xx_3xx"] == 0, summary[target]
