@@ -113,7 +113,7 @@ image: venv ## Bake the local qemu image with Packer (build/image/supermega-api.
 	$(BIN)/python scripts/timed.py image -- bash packer/build-local.sh
 
 .PHONY: image-verify
-image-verify: venv ## = molecule test -s image: two baked instances: Testinfra, image checks, mutants, NFR suite
+image-verify: venv ## = molecule test -s image: two baked instances: Testinfra, image checks, mutants
 	$(MAKE) --no-print-directory molecule-test SCENARIO=image
 
 .PHONY: mutants
@@ -121,7 +121,7 @@ mutants: venv ## The mutation check alone: remove each protection on an instance
 	PYTEST_ADDOPTS="-k mutants" $(BIN)/python scripts/timed.py mutants -- $(BIN)/molecule test -s image
 
 .PHONY: verify
-verify: venv ## = molecule test -s nfr: the NFR suite alone (perf, load, faults, bad input, TLS, network)
+verify: venv ## = molecule test -s nfr: the NFR suite on an instance of the image (perf, load, faults, bad input, TLS, network)
 	$(MAKE) --no-print-directory molecule-test SCENARIO=nfr
 
 .PHONY: up
@@ -149,22 +149,25 @@ vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HT
 # a core busy, and guests whose vCPUs outnumber the cores stall each other:
 # measured, with three or four VMs at once an idempotence run took 6.7 times
 # and a baked boot 3.1 times as long as with two).
-#   1. two lanes, one VM each:
-#        roles: molecule test (from scratch, idempotence, suite)
-#        image: packer build, then vagrant up (from scratch), HTTPS, destroy
-#   2. alone: molecule test -s image, the baked image's two instances: the
-#      roles' suite, the image checks, the mutation check, the NFR suite
-# Figures: docs/verification.md.
+#   1. two lanes, one VM at a time each:
+#        roles: molecule test (from scratch, idempotence, suite), then
+#               vagrant up (from scratch), HTTPS from the host, destroy
+#        image: packer build, then molecule test -s nfr (the NFR suite on
+#               one instance of the image)
+#   2. alone: molecule test -s image, the image's two instances: the roles'
+#      suite, the image checks, the mutation check
+# Figures: docs/verification.md; why this order: docs/decisions.md.
 .PHONY: lane-roles lane-image
 lane-roles:
-	$(BIN)/python scripts/timed.py lane_roles -- $(MAKE) --no-print-directory \
-	  molecule-test SCENARIO=default 2>&1 | sed -u 's/^/[roles] /'
+	$(BIN)/python scripts/timed.py lane_roles -- bash -c '$(MAKE) --no-print-directory \
+	  molecule-test SCENARIO=default && $(MAKE) --no-print-directory vagrant-check' \
+	  2>&1 | sed -u 's/^/[roles] /'
 lane-image:
 	$(BIN)/python scripts/timed.py lane_image -- bash -c '$(MAKE) --no-print-directory image \
-	  && $(MAKE) --no-print-directory vagrant-check' 2>&1 | sed -u 's/^/[image] /'
+	  && $(MAKE) --no-print-directory verify' 2>&1 | sed -u 's/^/[image] /'
 
 .PHONY: vm-suites
-vm-suites: venv base-image ## The VM suites: roles | bake + Vagrant, then the image's instances (checks, mutants, NFR)
+vm-suites: venv base-image ## The VM suites: roles + Vagrant | bake + NFR, then the image's two instances (checks, mutants)
 	status=0; $(MAKE) --no-print-directory -k -j2 lane-roles lane-image || status=$$?; \
 	  $(MAKE) --no-print-directory image-verify 2>&1 | sed -u 's/^/[instances] /'; \
 	  exit $$(( status || $${PIPESTATUS[0]} ))

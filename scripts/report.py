@@ -55,15 +55,18 @@ def stage_rows(t):
         ("vagrant destroy", "vagrant_destroy_seconds", ""),
         ("image: packer build (qemu.local)", "image_seconds", "`make image`"),
         ("  of which the converge", "image_converge_seconds", ""),
+        ("NFR: molecule create (one instance)", "molecule_nfr_create_seconds",
+         "`molecule test -s nfr`"),
+        ("NFR: the suite (testing/nfr)", "nfr_suite_seconds", ""),
+        ("NFR: whole scenario", "molecule_nfr_seconds", ""),
         ("image: molecule create (two instances)", "molecule_image_create_seconds",
          "`molecule test -s image`"),
-        ("image: verify (suite, image checks, mutants, NFR suite)",
-         "molecule_image_verify_seconds", ""),
+        ("image: verify (suite, image checks, mutants)", "molecule_image_verify_seconds", ""),
         ("  of which the mutation check", "mutants_seconds", ""),
-        ("  of which the NFR suite (on instance-1)", "nfr_suite_seconds", ""),
         ("image: whole scenario", "molecule_image_seconds", ""),
-        ("lane roles (molecule default)", "lane_roles_seconds", "`make vm-suites`"),
-        ("lane image (bake, then Vagrant), beside it", "lane_image_seconds", ""),
+        ("lane roles (molecule default, then Vagrant)", "lane_roles_seconds",
+         "`make vm-suites`"),
+        ("lane image (bake, then the NFR scenario), beside it", "lane_image_seconds", ""),
         ("whole `.ci/run`", "ci_total_seconds", "`bash .ci/run`"),
     ]
     out = ["| Stage | Seconds | Command |", "|---|---|---|"]
@@ -135,7 +138,7 @@ def verification(t, build, nfr, native, mutants):
         "",
         f"Whole `.ci/run`: **{minutes(t.get('ci_total_seconds'))}**. The VM suites run in two "
         "lanes at once (one VM busy per lane): roles (Molecule, then Vagrant) and image (bake, "
-        "then the image's instances, then the NFR suite).",
+        "then the NFR scenario's instance); then, alone, the image scenario's two instances.",
         "",
         *stage_rows(t),
         "",

@@ -8,7 +8,7 @@ a third time on the same state.) A mutation whose guard still passes is a
 test that cannot fail: this module fails then.
 
 Runs after the roles' suite and the image checks in `molecule test -s
-image` (before the NFR suite: molecule/image/tests/conftest.py), or alone:
+image` (order: molecule/image/tests/conftest.py), or alone:
 `make mutants`. The table goes to build/mutants.json and from there into
 docs/verification.md.
 """
