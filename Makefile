@@ -63,9 +63,12 @@ run: venv ## Run the app as supplied: Flask's server on 0.0.0.0:5000 (debug off)
 	$(BIN)/python app/app.py
 
 .PHONY: lint
-lint: venv ## Static checks: ruff, yamllint, ansible-lint (production), role docs (aar-doc), packer fmt/validate, vagrant validate
+lint: venv ## Static checks: ruff, yamllint, ansible-lint, role docs (aar-doc), alert rules (promtool check + test), mtail, packer, vagrant
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/yamllint --strict .
+	promtool check rules monitoring/prometheus/alerts.yml
+	cd monitoring/prometheus && promtool test rules tests/alerts_test.yml
+	mtail --compile_only --port 0 --progs monitoring/mtail/api.mtail --stderrthreshold=ERROR
 	$(BIN)/ansible-lint --profile production --strict ansible/ molecule/
 	bash scripts/role-docs.sh --check
 	bash packer/validate.sh

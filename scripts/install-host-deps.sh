@@ -17,6 +17,8 @@ packages=(
   iproute2 nmap
   # the native performance run (testing/perf): the roles' nginx config, and wrk
   nginx libnginx-mod-http-headers-more-filter wrk
+  # the alert rules' tests (promtool) and the access-log metrics program (mtail)
+  prometheus mtail
   # `vagrant up` with libvirt (a local box; qemu software emulation where no KVM)
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
 )
