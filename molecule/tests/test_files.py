@@ -82,6 +82,20 @@ def test_auditd_rules_loaded(host):
         assert needle in rules, needle
 
 
+def test_auditd_never_stops_auditing_silently(host):
+    # not dev-sec's SUSPEND (auditing stops, the API serves on, nobody hears):
+    # a warning at 75 MB left, then the host halts (hardening vars say why)
+    conf = dict(line.replace(" ", "").split("=", 1)
+                for line in host.file("/etc/audit/auditd.conf").content_string.splitlines()
+                if "=" in line and not line.startswith("#"))
+    assert {key: conf.get(key) for key in ("space_left_action", "admin_space_left_action",
+                                           "disk_full_action", "disk_error_action")} == {
+        "space_left_action": "SYSLOG", "admin_space_left_action": "HALT",
+        "disk_full_action": "HALT", "disk_error_action": "HALT"}
+    # and auditd runs with it: a setting it rejects would have stopped it
+    assert host.service("auditd").is_running
+
+
 def test_kernel_auditing_is_on(host):
     # journald turns kernel auditing off whenever it (re)starts unless Audit=yes
     assert "enabled 1" in host.check_output("auditctl -s").splitlines()
