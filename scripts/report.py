@@ -66,7 +66,8 @@ def stage_rows(t):
         ("image: whole scenario", "molecule_image_seconds", ""),
         ("lane roles (molecule default, then Vagrant)", "lane_roles_seconds",
          "`make vm-suites`"),
-        ("lane image (bake, then the NFR scenario), beside it", "lane_image_seconds", ""),
+        ("lane image (bake, NFR scenario, image scenario), beside it", "lane_image_seconds",
+         ""),
         ("whole `.ci/run`", "ci_total_seconds", "`bash .ci/run`"),
     ]
     out = ["| Stage | Seconds | Command |", "|---|---|---|"]
@@ -137,8 +138,8 @@ def verification(t, build, nfr, native, mutants):
         "## CI and its stages",
         "",
         f"Whole `.ci/run`: **{minutes(t.get('ci_total_seconds'))}**. The VM suites run in two "
-        "lanes at once (one VM busy per lane): roles (Molecule, then Vagrant) and image (bake, "
-        "then the NFR scenario's instance); then, alone, the image scenario's two instances.",
+        "lanes at once: roles (Molecule, then Vagrant) and image (bake, the NFR scenario's "
+        "instance, then the image scenario's two instances).",
         "",
         *stage_rows(t),
         "",
