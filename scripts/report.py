@@ -57,7 +57,7 @@ def stage_rows(t):
         ("  of which the converge", "image_converge_seconds", ""),
         ("NFR: molecule create (one instance)", "molecule_nfr_create_seconds",
          "`molecule test -s nfr`"),
-        ("NFR: the suite (testing/nfr)", "nfr_suite_seconds", ""),
+        ("NFR: molecule verify (the suite, testing/nfr)", "molecule_nfr_verify_seconds", ""),
         ("NFR: whole scenario", "molecule_nfr_seconds", ""),
         ("image: molecule create (two instances)", "molecule_image_create_seconds",
          "`molecule test -s image`"),

@@ -17,7 +17,6 @@ import pytest
 from nfr_lib import RUN_DIR, run_wrk
 from perf_rounds import ROUTES_LUA
 from stage_times_pytest import pytest_sessionfinish, pytest_sessionstart  # noqa: F401
-from timings import record as record_timing
 
 IN_SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME") == "nfr"
 
@@ -26,16 +25,6 @@ def pytest_collection_modifyitems(items):
     if not IN_SCENARIO:
         for item in items:
             item.add_marker(pytest.mark.skip(reason="run by molecule test -s nfr"))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def suite_time():
-    """nfr_suite_seconds: this suite's own time (the scenario's verify, less
-    pytest's start)."""
-    started = time.monotonic()
-    yield
-    if os.environ.get("STAGE_TIMINGS"):
-        record_timing({"nfr_suite_seconds": round(time.monotonic() - started, 1)})
 
 
 @pytest.fixture(scope="session")
