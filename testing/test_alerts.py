@@ -65,19 +65,25 @@ def promtool_test(prom_dir):
     return out.returncode, out.stdout + out.stderr
 
 
-def copy_with(tmp_path, alert, old, new):
-    """The rules with one rule changed (only inside that alert's own block)."""
+def rules_copy(tmp_path, alert, edit):
+    """A copy of monitoring/prometheus with one alert's rule block (from its
+    `- alert:` line to the next) replaced by `edit(block)`."""
     with open(RULES) as f:
         text = f.read()
-    start = text.index(f"- alert: {alert}\n")
-    end = text.find("- alert: ", start + 1)
+    start = text.index(f"      - alert: {alert}\n")
+    end = text.find("      - alert: ", start + 1)
     end = len(text) if end == -1 else end
-    block = text[start:end]
-    assert block.count(old) == 1, f"{old!r} is not once in {alert}'s rule"
     shutil.copytree(PROM, tmp_path / "prometheus")
     with open(tmp_path / "prometheus" / "alerts.yml", "w") as f:
-        f.write(text[:start] + block.replace(old, new) + text[end:])
+        f.write(text[:start] + edit(text[start:end]) + text[end:])
     return tmp_path / "prometheus"
+
+
+def changed(alert, old, new):
+    def edit(block):
+        assert block.count(old) == 1, f"{old!r} is not once in {alert}'s rule"
+        return block.replace(old, new)
+    return edit
 
 
 def test_rules_pass_their_tests():
@@ -108,19 +114,12 @@ def test_every_alert_is_mutated():
 
 @pytest.mark.parametrize("alert", ["ApiDown", "ApiServerErrorRatioHigh", "ClockUnsynchronised"])
 def test_a_removed_alert_fails_the_tests(tmp_path, alert):
-    with open(RULES) as f:
-        text = f.read()
-    start = text.index(f"      - alert: {alert}\n")
-    end = text.find("      - alert: ", start + 1)
-    shutil.copytree(PROM, tmp_path / "prometheus")
-    with open(tmp_path / "prometheus" / "alerts.yml", "w") as f:
-        f.write(text[:start] + (text[end:] if end != -1 else ""))
-    code, out = promtool_test(tmp_path / "prometheus")
+    code, out = promtool_test(rules_copy(tmp_path, alert, lambda block: ""))
     assert code != 0, f"promtool still passes without {alert}:\n{out}"
 
 
 @pytest.mark.parametrize("alert,old,new", MUTATIONS,
                          ids=[f"{a}: {o!r} -> {n!r}" for a, o, n in MUTATIONS])
 def test_a_broken_rule_fails_the_tests(tmp_path, alert, old, new):
-    code, out = promtool_test(copy_with(tmp_path, alert, old, new))
+    code, out = promtool_test(rules_copy(tmp_path, alert, changed(alert, old, new)))
     assert code != 0, f"promtool still passes with {alert}'s {old!r} made {new!r}:\n{out}"
