@@ -33,6 +33,7 @@ SSHD = "/etc/ssh/sshd_config"
 API_UNIT = "/etc/systemd/system/supermega-api.service"
 NGINX_ROTATE = "/etc/logrotate.d/nginx"
 EDGE_HTTP = "/etc/nginx/supermega/http.conf"
+AUDITD = "/etc/audit/auditd.conf"
 RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
 RELOAD_SSH = "sshd -t && systemctl reload ssh"
 RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
@@ -83,6 +84,10 @@ MUTATIONS = [
     Mutation("SSH root login allowed", [SSHD],
              f"sed -i 's/^PermitRootLogin no/PermitRootLogin yes/' {SSHD}",
              RELOAD_SSH, "test_ssh.py::test_sshd_setting", select="permitrootlogin"),
+    Mutation("auditd suspends auditing on a full disk (dev-sec's SUSPEND, not HALT)", [AUDITD],
+             f"sed -i 's/^disk_full_action = HALT/disk_full_action = SUSPEND/' {AUDITD}",
+             "auditctl --signal HUP && sleep 1",
+             "test_files.py::test_auditd_never_stops_auditing_silently"),
     Mutation("port 8080 opened in the firewall, with a listener", [],
              "ufw allow 8080/tcp >/dev/null && systemd-run --unit=mutant-8080 "
              "python3 -m http.server 8080 >/dev/null", "sleep 1",
