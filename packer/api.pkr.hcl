@@ -96,6 +96,12 @@ variable "artifacts_dir" {
 }
 
 locals {
+  # cloud-init's datasource per source: an instance probes only its own
+  # (instance_boot role; a qcow2's seed is NoCloud, an AMI's is EC2).
+  cloud_init_datasources = {
+    "qemu"       = ["NoCloud", "None"]
+    "amazon-ebs" = ["Ec2", "None"]
+  }
   timestamp  = formatdate("YYYYMMDDhhmmss", timestamp())
   image_name = "supermega-api-${local.timestamp}-${var.git_revision}"
 }
@@ -152,16 +158,20 @@ build {
     script = "packer/scripts/wait-cloud-init.sh"
   }
 
-  # The one playbook, exactly as Vagrant and Molecule run it. The AMI's only
-  # difference: its clock comes from the Amazon Time Sync Service, which a
-  # private subnet reaches too (link-local), not from the public pool.
+  # The one playbook, exactly as Vagrant and Molecule run it. What differs per
+  # source is a parameter: the AMI's clock comes from the Amazon Time Sync
+  # Service, which a private subnet reaches too (link-local), not from the
+  # public pool; and each source's cloud-init probes only its own datasource.
   provisioner "ansible" {
     playbook_file = "ansible/site.yml"
     groups        = ["api"]
     use_proxy     = false
     extra_arguments = [
       "--extra-vars",
-      jsonencode({ hardening_time_sync_servers = source.type == "amazon-ebs" ? var.aws_time_sync_servers : [] }),
+      jsonencode({
+        hardening_time_sync_servers = source.type == "amazon-ebs" ? var.aws_time_sync_servers : []
+        instance_boot_datasources   = local.cloud_init_datasources[source.type]
+      }),
     ]
     ansible_env_vars = [
       "ANSIBLE_CONFIG=ansible.cfg",

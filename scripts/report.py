@@ -89,6 +89,29 @@ def boots(t):
     return out
 
 
+def median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else round((values[mid - 1] + values[mid]) / 2, 1)
+
+
+def before_boots(baseline):
+    """The same figures before the boot-path changes (docs/boot-baseline.json)."""
+    rows = baseline.get("boots", [])
+    if not rows:
+        return []
+    ci = [r["healthy"] for r in rows if r["where"] == "CI run"]
+    out = ["", f"Before the boot-path changes (docs/decisions.md 14), the image of "
+           f"{baseline['commit']}: median {median(ci)} s in its CI run; "
+           "docs/boot-baseline.json says where each figure comes from.", "",
+           "| Where | Scenario | Instance | vCPUs | Boot to healthy | systemd-analyze |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['where']} | {r['scenario']} | {r['instance']} | {r['vcpus']} | "
+                   f"{r['healthy']} s | {'<br>'.join(r['analyze'][:6]) or 'not recorded'} |")
+    return out
+
+
 def perf_table(perf):
     if not perf.get("a"):
         return ["not measured"]
@@ -122,7 +145,8 @@ def mutants_table(rows):
     return out
 
 
-def verification(t, build, nfr, native, mutants):
+def verification(t, build, nfr, native, mutants, baseline=None):
+    baseline = baseline or {}
     meta = nfr.get("_meta", {})
     faults, load_ = nfr.get("faults", {}), nfr.get("load", {})
     lines = [
@@ -156,6 +180,7 @@ def verification(t, build, nfr, native, mutants):
     for scenario, instance, healthy, ssh, analyze in boots(t):
         lines.append(f"| {scenario} | {instance} | {healthy} s | {fmt(ssh)} | "
                      f"{'<br>'.join(a.strip() for a in analyze[:6]) or 'not measured'} |")
+    lines += before_boots(baseline)
     lines += ["", "## Mutation check (`make mutants`, molecule/image/tests/test_zz_mutants.py)",
               "", "Each protection removed on a live instance of the image; its guarding test "
               "must fail, then pass again once the protection is back.", "",
@@ -249,7 +274,8 @@ def readme_block(t, build, native, nfr):
         f"| second converge, 0 changed | {fmt(t.get('molecule_default_idempotence_seconds'))} |",
         f"| `packer build` (qcow2) | {fmt(build.get('bake_seconds'))} |",
         f"| instance of the image: boot to HTTPS `/healthz` | "
-        f"{', '.join(f'{h} s' for h in healthy) or 'not measured'} |",
+        f"{', '.join(f'{h} s' for h in healthy) or 'not measured'}"
+        f"{f' (median {median(healthy)} s)' if healthy else ''} |",
         f"| throughput c/b, c/a natively | {native.get('ratios', {}).get('c_over_b', 'n/a')}, "
         f"{native.get('ratios', {}).get('c_over_a', 'n/a')} |",
         f"| throughput c/b in the VM | {perf_vm.get('c_over_b', 'n/a')} |",
@@ -266,6 +292,14 @@ def replace_block(readme, block):
     return new
 
 
+def load_baseline():
+    path = os.path.join(ROOT, "docs", "boot-baseline.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--docs", default=os.path.join(ROOT, "docs", "verification.md"))
@@ -276,7 +310,7 @@ def main():
     if mutants:   # each row timed itself (build/mutants.json)
         t["mutants_seconds"] = round(sum(row.get("seconds", 0) for row in mutants), 1)
     with open(args.docs, "w") as f:
-        f.write(verification(t, build, nfr, native, mutants))
+        f.write(verification(t, build, nfr, native, mutants, load_baseline()))
     with open(args.readme) as f:
         readme = f.read()
     block = readme_block(t, build, native, nfr)

@@ -49,3 +49,40 @@ def test_fail2ban_jails(host):
     assert "sshd" in sshd  # the systemd journal backend, not a log file
     actions = host.check_output("fail2ban-client get sshd actions")
     assert actions.splitlines()[-1].strip() == "nftables"
+
+
+BOOT_RULESET = "/usr/local/sbin/supermega-firewall-boot"
+KEPT = "/var/lib/supermega-firewall"
+# a dump without comments (dates) and packet counters, as the kept ruleset is written
+NORMALIZE = r"sed -e '/^#/d' -e 's/\[[0-9]*:[0-9]*\]$/[0:0]/'"
+
+
+def test_the_ruleset_loaded_at_boot_is_the_one_ufw_builds(host):
+    """At boot ufw.service restores the ruleset kept at the last converge
+    (supermega-firewall-boot) instead of running ufw-init. It must be exactly
+    what ufw-init builds from ufw's files now: rebuild it the slow way and
+    compare, table by table."""
+    with host.sudo():
+        assert host.check_output(f"{BOOT_RULESET} status") == "fresh"
+        kept = {v: host.file(f"{KEPT}/rules.{v}").content_string.strip() for v in ("v4", "v6")}
+        host.run_expect([0], "/lib/ufw/ufw-init force-reload")
+        built = {"v4": host.check_output(f"iptables-save | {NORMALIZE}"),
+                 "v6": host.check_output(f"ip6tables-save | {NORMALIZE}")}
+    assert "--dport 443" in kept["v4"]
+    assert built == kept
+
+
+def test_a_changed_ufw_file_sends_the_boot_back_to_ufw_init(host):
+    """After a change to any of ufw's files (here: one byte appended to
+    after.init, then put back) the kept ruleset is stale and the boot builds
+    the rules through ufw-init."""
+    path = "/etc/ufw/after.init"
+    with host.sudo():
+        host.run_expect([0], f"cp -p {path} /run/after.init.orig && echo >> {path}")
+        try:
+            stale = host.check_output(f"{BOOT_RULESET} status")
+        finally:
+            host.run_expect([0], f"cp -p /run/after.init.orig {path} && rm /run/after.init.orig")
+        fresh = host.check_output(f"{BOOT_RULESET} status")
+    assert stale.startswith("stale: ufw's files changed")
+    assert fresh == "fresh"

@@ -10,6 +10,7 @@ what differs per source is a parameter, checked below.
 
 import glob
 import os
+import re
 import subprocess
 
 import hcl2
@@ -157,6 +158,19 @@ def test_one_playbook_for_every_source_with_the_ec2_time_source(build, variables
     extra = " ".join(ansible[0]["extra_arguments"])
     assert "hardening_time_sync_servers" in extra and 'source.type == "amazon-ebs"' in extra
     assert variables["aws_time_sync_servers"]["default"] == ["169.254.169.123"]
+
+
+def test_each_source_pins_cloud_init_to_its_own_datasource(templates, sources, build):
+    """instance_boot_datasources per source type: NoCloud for the qcow2, Ec2 for
+    the AMI, and a list for every source the build has."""
+    (datasources,) = [block["cloud_init_datasources"] for doc in templates.values()
+                      for block in doc.get("locals", []) if "cloud_init_datasources" in block]
+    assert datasources == {"qemu": ["NoCloud", "None"], "amazon-ebs": ["Ec2", "None"]}
+    assert {name.split(".")[0] for name in sources} == set(datasources)
+    (ansible,) = [body for kind, body in provisioners(build) if kind == "ansible"]
+    extra = " ".join(ansible["extra_arguments"])
+    wired = r"instance_boot_datasources\s*=\s*local\.cloud_init_datasources\[source\.type\]"
+    assert re.search(wired, extra), extra
 
 
 def test_cloud_init_is_waited_for_first(build):

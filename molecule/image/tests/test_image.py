@@ -88,6 +88,18 @@ def test_cloud_init_ran_for_this_instance(instances):
         assert "status: done" in h.check_output("cloud-init status")
 
 
+def test_the_boot_took_the_fast_paths(instances):
+    """docs/decisions.md 14: ufw's rules from the kept ruleset (not ufw-init),
+    cloud-init on the one datasource the image is for, nothing of e2scrub."""
+    for h in instances.values():
+        ufw = h.check_output("sudo journalctl -b --no-pager -q -u ufw.service")
+        assert "loaded from the ruleset kept" in ufw, ufw
+        assert h.check_output("cloud-init query platform") == "nocloud"
+        datasources = h.check_output("sudo cat /run/cloud-init/ds-identify.log")
+        assert re.search(r"^DSLIST=NoCloud None$", datasources, re.MULTILINE), datasources
+        assert h.service("e2scrub_reap").is_enabled is False
+
+
 def test_no_configuration_ran_at_boot(instances):
     """The image boots ready: nothing but the instance's identity is made at boot."""
     for h in instances.values():

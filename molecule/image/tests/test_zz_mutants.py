@@ -34,6 +34,7 @@ API_UNIT = "/etc/systemd/system/supermega-api.service"
 NGINX_ROTATE = "/etc/logrotate.d/nginx"
 EDGE_HTTP = "/etc/nginx/supermega/http.conf"
 AUDITD = "/etc/audit/auditd.conf"
+BOOT_RULESET = "/var/lib/supermega-firewall/rules.v4"
 RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
 RELOAD_SSH = "sshd -t && systemctl reload ssh"
 RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
@@ -93,6 +94,9 @@ MUTATIONS = [
              "python3 -m http.server 8080 >/dev/null", "sleep 1",
              "test_firewall.py::test_only_ssh_http_https_are_allowed",
              undo="systemctl stop mutant-8080; ufw delete allow 8080/tcp >/dev/null"),
+    Mutation("the ruleset ufw.service loads at boot lost its 443 rule", [BOOT_RULESET],
+             f"sed -i '/--dport 443 /d' {BOOT_RULESET}", "true",
+             "test_firewall.py::test_the_ruleset_loaded_at_boot_is_the_one_ufw_builds"),
     Mutation("sandbox directive ProtectSystem=strict removed from the API unit", [API_UNIT],
              f"sed -i '/^ProtectSystem=strict/d' {API_UNIT}", RESTART_API,
              "test_api_unit.py::test_service_properties", select="ProtectSystem"),
