@@ -180,6 +180,10 @@ def verification(t, build, nfr, native, mutants, baseline=None):
     for scenario, instance, healthy, ssh, analyze in boots(t):
         lines.append(f"| {scenario} | {instance} | {healthy} s | {fmt(ssh)} | "
                      f"{'<br>'.join(a.strip() for a in analyze[:6]) or 'not measured'} |")
+    healthy = [b[2] for b in boots(t)]
+    if healthy:
+        lines += ["", f"Median boot to healthy in this run: {median(healthy)} s (1 vCPU each, "
+                  "in CI other VMs may share the two cores)."]
     lines += before_boots(baseline)
     lines += ["", "## Mutation check (`make mutants`, molecule/image/tests/test_zz_mutants.py)",
               "", "Each protection removed on a live instance of the image; its guarding test "
