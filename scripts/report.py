@@ -177,10 +177,11 @@ def verification(t, build, nfr, native, mutants, baseline=None):
     lines += ["", "Boot to first HTTPS `/healthz` 200 (from starting qemu), every instance "
               "booted in the run:", "", "| Scenario | Instance | Boot to healthy | Boot to SSH | "
               "systemd-analyze (and the slowest units) |", "|---|---|---|---|---|"]
-    for scenario, instance, healthy, ssh, analyze in boots(t):
+    booted = boots(t)
+    for scenario, instance, healthy, ssh, analyze in booted:
         lines.append(f"| {scenario} | {instance} | {healthy} s | {fmt(ssh)} | "
                      f"{'<br>'.join(a.strip() for a in analyze[:6]) or 'not measured'} |")
-    healthy = [b[2] for b in boots(t)]
+    healthy = [b[2] for b in booted]
     if healthy:
         lines += ["", f"Median boot to healthy in this run: {median(healthy)} s (1 vCPU each, "
                   "in CI other VMs may share the two cores)."]
