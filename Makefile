@@ -68,7 +68,7 @@ lint: venv ## Static checks: ruff, yamllint, ansible-lint, role docs (aar-doc), 
 	$(BIN)/yamllint --strict .
 	promtool check rules monitoring/prometheus/alerts.yml
 	cd monitoring/prometheus && promtool test rules tests/alerts_test.yml
-	mtail --compile_only --port 0 --progs monitoring/mtail/api.mtail --stderrthreshold=ERROR
+	mtail --compile_only --port 0 --progs ansible/roles/metrics/files/api.mtail --stderrthreshold=ERROR
 	$(BIN)/ansible-lint --profile production --strict ansible/ molecule/
 	bash scripts/role-docs.sh --check
 	bash packer/validate.sh

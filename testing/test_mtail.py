@@ -1,4 +1,4 @@
-"""monitoring/mtail/api.mtail against lines in nginx's own log format.
+"""ansible/roles/metrics/files/api.mtail against lines in nginx's own log format.
 
 The lines are made from the nginx role's `log_format api_json` (the
 template's text, its variables filled in), so a change of field order or
@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROGRAM = os.path.join(ROOT, "monitoring", "mtail", "api.mtail")
+PROGRAM = os.path.join(ROOT, "ansible", "roles", "metrics", "files", "api.mtail")
 NGINX_CONF = os.path.join(ROOT, "ansible", "roles", "nginx", "templates", "nginx.conf.j2")
 
 

@@ -35,3 +35,15 @@ API_ROOT = NAMES["api_root"]
 API_CONFIG_DIR = NAMES["api_config_dir"]
 API_LOG_DIR = NAMES["api_log_dir"]
 API_SOCKET = NAMES["api_socket_path"]
+
+
+def role_defaults(role):
+    with open(os.path.join(ANSIBLE, "roles", role, "defaults", "main.yml")) as f:
+        return yaml.safe_load(f)
+
+
+METRICS = role_defaults("metrics")
+# the exporters' units and ports (the metrics role's management range)
+EXPORTERS = {"prometheus-node-exporter.service": METRICS["metrics_node_port"],
+             "prometheus-nginx-exporter.service": METRICS["metrics_nginx_port"],
+             "mtail.service": METRICS["metrics_mtail_port"]}

@@ -1,6 +1,9 @@
-"""ufw: default deny in, SSH rate-limited, 80 and 443 open, nothing else."""
+"""ufw: default deny in, SSH rate-limited, 80 and 443 open, the exporters' ports from
+the metrics sources only, nothing else."""
 
 import re
+
+from deployment import EXPORTERS
 
 
 def ufw_status(host):
@@ -18,7 +21,8 @@ def expected_rules(host):
     """(port, action, from) as `ufw status verbose` lists them, for the source
     lists this host was converged with (the inventory's; empty: anywhere)."""
     facts = host.ansible.get_variables()
-    rules = []
+    rules = [(f"{port}/tcp", "ALLOW", source) for port in sorted(EXPORTERS.values())
+             for source in facts.get("metrics_sources") or []]
     for ports, action, sources in ((["22"], "LIMIT", facts.get("firewall_ssh_sources")),
                                    (["80", "443"], "ALLOW", facts.get("firewall_api_sources"))):
         for port in ports:

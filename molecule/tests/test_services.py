@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from deployment import API, API_SOCKET
+from deployment import API, API_SOCKET, EXPORTERS
 
 
 @pytest.mark.parametrize("unit", [
@@ -54,7 +54,11 @@ def test_only_sshd_and_nginx_listen_beyond_loopback_on_tcp(host):
     public = {(port, proc) for address, port, proc in listeners(host, "t")
               if not is_loopback(address)}
     ssh = "systemd" if socket_activated_ssh(host) else "sshd"
-    assert public == {(22, ssh), (80, "nginx"), (443, "nginx")}
+    expected = {(22, ssh), (80, "nginx"), (443, "nginx")}
+    if host.ansible.get_variables().get("metrics_sources"):
+        # (ss shows the first 15 characters of a process's name)
+        expected |= {(port, unit.removesuffix(".service")[:15]) for unit, port in EXPORTERS.items()}
+    assert public == expected
 
 
 def test_nothing_but_dhcp_listens_beyond_loopback_on_udp(host):

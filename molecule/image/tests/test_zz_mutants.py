@@ -35,6 +35,7 @@ NGINX_ROTATE = "/etc/logrotate.d/nginx"
 EDGE_HTTP = "/etc/nginx/supermega/http.conf"
 AUDITD = "/etc/audit/auditd.conf"
 BOOT_RULESET = "/var/lib/supermega-firewall/rules.v4"
+NODE_EXPORTER_SANDBOX = "/etc/systemd/system/prometheus-node-exporter.service.d/sandbox.conf"
 RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
 RELOAD_SSH = "sshd -t && systemctl reload ssh"
 RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
@@ -100,6 +101,10 @@ MUTATIONS = [
     Mutation("sandbox directive ProtectSystem=strict removed from the API unit", [API_UNIT],
              f"sed -i '/^ProtectSystem=strict/d' {API_UNIT}", RESTART_API,
              "test_api_unit.py::test_service_properties", select="ProtectSystem"),
+    Mutation("the node exporter's sandbox drop-in emptied", [NODE_EXPORTER_SANDBOX],
+             f": > {NODE_EXPORTER_SANDBOX}",
+             "systemctl daemon-reload && systemctl restart prometheus-node-exporter.service",
+             "test_metrics.py::test_exporter_is_sandboxed", select="node"),
     Mutation("the API answers any Host (the names check removed)", [NGINX_API],
              f"sed -i '/if (\\$api_host_refused)/,+2d' {NGINX_API}", RELOAD_NGINX,
              "test_nginx.py::test_only_the_apis_names_are_answered"),
