@@ -6,6 +6,7 @@ each has a conftest.py; `from conftest import` would get whichever was
 loaded last.
 """
 
+import glob
 import os
 
 import jinja2
@@ -19,8 +20,10 @@ def deployment_names():
     defaults under the inventory's group_vars, templates resolved. Read, not
     restated: a renamed service or socket changes the suite with it."""
     values = {}
-    for path in ("roles/api/defaults/main.yml", "group_vars/api/main.yml"):
-        with open(os.path.join(ANSIBLE, path)) as f:
+    # every role's defaults, then the group_vars that wire them to each other
+    paths = sorted(glob.glob(os.path.join(ANSIBLE, "roles", "*", "defaults", "main.yml")))
+    for path in paths + [os.path.join(ANSIBLE, "group_vars", "api", "main.yml")]:
+        with open(path) as f:
             values.update(yaml.safe_load(f))
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)  # noqa: S701 (names, not HTML)
     for _ in range(5):   # names built from names (api_root from api_name, ...)
