@@ -22,10 +22,10 @@ def scrape(http, port):
     return response.body
 
 
-def sample(text, name, **labels):
-    """The value of the first sample of NAME whose labels include LABELS, or None."""
+def sample(text, metric, **labels):
+    """The value of the first sample of METRIC whose labels include LABELS, or None."""
     for line in text.splitlines():
-        match = re.match(rf"{name}{{([^}}]*)}} (\S+)$", line)
+        match = re.match(rf"{metric}{{([^}}]*)}} (\S+)$", line)
         if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
             return float(match.group(2))
     return None
