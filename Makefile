@@ -78,6 +78,10 @@ lint: venv ## Static checks: ruff, yamllint, ansible-lint, role docs (aar-doc), 
 role-docs: venv ## Regenerate the roles' README variable tables from meta/argument_specs.yml (aar-doc)
 	bash scripts/role-docs.sh
 
+.PHONY: fleet-lint
+fleet-lint: ## The fleet's CloudFormation template (aws/fleet.yml): cfn-lint + checkov (own venv, PyPI), zero findings; its mutants caught
+	bash scripts/fleet-lint.sh
+
 .PHONY: unit
 unit: venv ## The supplied unittest file, then the pytest suite (in-process, local servers, templates)
 	$(BIN)/python testing/testing.py
@@ -154,8 +158,9 @@ vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HT
 # once an idempotence run took 6.7 times and a baked boot 3.1 times as long
 # as with two; three run at once only while those instances boot near the
 # end of the roles lane):
-#   roles: molecule test (from scratch, idempotence, suite), then
-#          vagrant up (from scratch), HTTPS from the host, destroy
+#   roles: the fleet template's lint (no VM; beside the bake, which has
+#          no timing to disturb), molecule test (from scratch, idempotence,
+#          suite), then vagrant up (from scratch), HTTPS from the host, destroy
 #   image: packer build, then molecule test -s nfr (the NFR suite on one
 #          instance of the image), then molecule test -s image (two
 #          instances: the roles' suite, the image checks, the mutation
@@ -163,8 +168,10 @@ vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HT
 # Figures: docs/verification.md; why this order: docs/decisions.md.
 .PHONY: lane-roles lane-image
 lane-roles:
-	$(BIN)/python scripts/timed.py lane_roles -- bash -c '$(MAKE) --no-print-directory \
-	  molecule-test SCENARIO=default && $(MAKE) --no-print-directory vagrant-check' \
+	$(BIN)/python scripts/timed.py lane_roles -- bash -c '$(BIN)/python scripts/timed.py \
+	  fleet_lint -- $(MAKE) --no-print-directory fleet-lint; fleet=$$?; \
+	  $(MAKE) --no-print-directory molecule-test SCENARIO=default \
+	  && $(MAKE) --no-print-directory vagrant-check && exit $$fleet' \
 	  2>&1 | sed -u 's/^/[roles] /'
 lane-image:
 	$(BIN)/python scripts/timed.py lane_image -- bash -c '$(MAKE) --no-print-directory image \
@@ -172,7 +179,7 @@ lane-image:
 	       $(MAKE) --no-print-directory image-verify && exit $$nfr; }' 2>&1 | sed -u 's/^/[image] /'
 
 .PHONY: vm-suites
-vm-suites: venv base-image ## The VM suites: roles + Vagrant | bake, NFR, the image's two instances (checks, mutants)
+vm-suites: venv base-image ## The VM suites: fleet lint, roles + Vagrant | bake, NFR, the image's two instances (checks, mutants)
 	$(MAKE) --no-print-directory -k -j2 lane-roles lane-image
 
 .PHONY: report

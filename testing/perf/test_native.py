@@ -103,7 +103,8 @@ def render(out):
         json.dump(json.loads(os.environ.get("PERF_EDGE_SETTINGS", "{}")), f)
     subprocess.run([sys.executable, os.path.join(ROOT, "ansible", "roles", "nginx", "files",
                                                  "supermega-edge-config"),
-                    "--settings", f"{out}/edge.json", "--out", f"{out}/edge"],
+                    "--settings", f"{out}/edge.json", "--out", f"{out}/edge",
+                    "--jail-dir", f"{out}/no-fail2ban"],
                    check=True, capture_output=True)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",

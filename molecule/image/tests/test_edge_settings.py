@@ -1,8 +1,10 @@
 """Edge settings given at boot: instance-2 of the image boots with user-data
 carrying its environment's settings (molecule/image/create.yml makes them:
 mutual TLS with this run's test CA and one allowed subject, one CORS origin,
-one name). Checked from this machine, through instance-2's forwarded HTTPS
-port, as a caller would: who may read customer data, and who may not.
+one name, behind a load balancer: qemu's gateway, whence every forwarded
+connection comes, as the trusted proxy). Checked from this machine, through
+instance-2's forwarded HTTPS port, as a caller would: who may read customer
+data, and who may not.
 """
 
 import glob
@@ -11,6 +13,7 @@ import json
 import os
 import socket
 import ssl
+import time
 
 import pytest
 import testinfra
@@ -137,3 +140,30 @@ def test_malformed_settings_are_refused_by_name_before_nginx_uses_them(instance)
                        "--settings /root/bad-edge.json")
     assert out.rc == 1 and "cors_origins: '*'" in out.stderr, out
     assert "https://app.bank.test" in instance.file("/etc/nginx/supermega/http.conf").content_string
+
+
+def test_behind_a_load_balancer_the_client_address_comes_from_it(port, instance):
+    """The trusted proxy's X-Forwarded-For names the client in nginx's log
+    (and so in its rate limit), and its X-Request-ID is kept; instance-1,
+    with no trusted proxy, is checked by the roles' suite to ignore them."""
+    answer = call(port, "/customers", headers={"X-Forwarded-For": "203.0.113.77",
+                                               "X-Request-ID": "lb-given-id-0001"})
+    assert answer.status == 403, answer      # no client certificate: logged, refused
+    assert answer.headers.get("x-request-id") == "lb-given-id-0001", answer
+    line = ""
+    for _ in range(10):                        # the access log is flushed every second
+        line = instance.run("grep -h lb-given-id-0001 /var/log/nginx/access.log").stdout
+        if line:
+            break
+        time.sleep(1)
+    assert json.loads(line.splitlines()[-1])["remote_addr"] == "203.0.113.77", line
+
+
+def test_behind_a_load_balancer_fail2ban_has_no_nginx_jail(instance):
+    """Banning from nginx's log would ban the load balancer (every request
+    comes through it); instance-1, a single host, keeps the jail (roles'
+    suite, test_fail2ban_jails)."""
+    override = instance.file("/etc/fail2ban/jail.d/zz-supermega-edge.local")
+    assert override.exists and "[nginx-limit-req]\nenabled = false" in override.content_string
+    jails = instance.check_output("fail2ban-client status")
+    assert "sshd" in jails and "nginx-limit-req" not in jails, jails

@@ -1,0 +1,163 @@
+"""The fleet's CloudFormation template (aws/fleet.yml) against what the image
+and the roles really do: it cannot be deployed here, so what it shares with
+the code CI runs is checked statically (make fleet-lint runs cfn-lint and
+checkov on it; this checks the project's own invariants)."""
+
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEMPLATE = os.path.join(ROOT, "aws", "fleet.yml")
+EDGE_TOOL = os.path.join(ROOT, "ansible", "roles", "nginx", "files", "supermega-edge-config")
+
+
+class CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref x -> {"Ref": x})."""
+
+
+def _tag(loader, suffix, node):
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if name == "Fn::GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _tag)
+
+
+@pytest.fixture(scope="module")
+def template():
+    with open(TEMPLATE) as f:
+        return yaml.load(f, Loader=CfnLoader)  # noqa: S506 (SafeLoader subclass)
+
+
+def resource(template, name):
+    return template["Resources"][name]["Properties"]
+
+
+def role_default(role, name):
+    with open(os.path.join(ROOT, "ansible", "roles", role, "defaults", "main.yml")) as f:
+        return yaml.safe_load(f)[name]
+
+
+def user_data(template):
+    """The launch template's cloud-config, with sample parameter values."""
+    sub = resource(template, "LaunchTemplate")["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+    text = sub["Fn::Sub"][0]
+    samples = {"ServerName": "api.bank.example", "VpcCidr": "10.20.0.0/16"}
+    for name in re.findall(r"\$\{(\w+)\}", text):
+        assert name in template["Parameters"], f"user-data names ${{{name}}}, not a parameter"
+    text = re.sub(r"\$\{(\w+)\}", lambda m: samples[m.group(1)], text)
+    assert text.startswith("#cloud-config\n")
+    return yaml.safe_load(text)
+
+
+def test_user_data_writes_the_edge_settings_the_image_applies(template, tmp_path):
+    """The file the nginx role's boot unit reads, with settings the same tool
+    accepts, marking the host as behind the load balancer it trusts."""
+    files = user_data(template)["write_files"]
+    path = role_default("nginx", "nginx_edge_settings_file")
+    (settings_file,) = [f for f in files if f["path"] == path]
+    settings = json.loads(settings_file["content"])
+    assert settings["behind_load_balancer"] is True
+    assert settings["trusted_proxies"] == ["10.20.0.0/16"]
+    (tmp_path / "s.json").write_text(json.dumps(settings))
+    out = subprocess.run([sys.executable, EDGE_TOOL, "--check", "--settings",
+                          str(tmp_path / "s.json")], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "valid", out
+    # cloud-init on the image runs write_files (instance_boot keeps it)
+    modules = role_default("instance_boot", "instance_boot_cloud_init_modules")
+    assert "write_files" in modules["init"]
+
+
+def test_the_trusted_range_parameter_accepts_only_networks_the_tool_accepts(template):
+    pattern = re.compile(template["Parameters"]["VpcCidr"]["AllowedPattern"])
+    for good in ("10.0.0.0/16", "172.31.0.0/16", "10.20.0.0/28"):
+        assert pattern.match(good)
+        ipaddress.ip_network(good)
+    for bad in ("0.0.0.0/0", "10.0.0.0/8", "10.0.0.0", "vpc"):
+        assert not pattern.match(bad), bad
+
+
+def test_imds_v2_only_encrypted_root_no_key(template):
+    data = resource(template, "LaunchTemplate")["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    assert "KeyName" not in data
+    assert data["Monitoring"] == {"Enabled": True}
+    (root,) = data["BlockDeviceMappings"]
+    assert root["Ebs"]["Encrypted"] is True and root["Ebs"]["VolumeType"] == "gp3"
+    # the AMI's own root device and size (packer/aws.pkr.hcl)
+    with open(os.path.join(ROOT, "packer", "aws.pkr.hcl")) as f:
+        hcl = f.read()
+    block = hcl[hcl.index("launch_block_device_mappings"):]
+    assert root["DeviceName"] == re.search(r'device_name\s*=\s*"([^"]+)"', block).group(1)
+    assert root["Ebs"]["VolumeSize"] >= int(re.search(r"volume_size\s*=\s*(\d+)", block).group(1))
+
+
+def test_instances_take_443_from_the_load_balancer_only(template):
+    sg = resource(template, "InstanceSecurityGroup")
+    assert "SecurityGroupIngress" not in sg          # no inline rule, SSH or other
+    ingress = [(n, r["Properties"]) for n, r in template["Resources"].items()
+               if isinstance(r, dict) and r.get("Type") == "AWS::EC2::SecurityGroupIngress"
+               and r["Properties"]["GroupId"] == {"Ref": "InstanceSecurityGroup"}]
+    assert [(p["FromPort"], p["ToPort"], p["SourceSecurityGroupId"]) for _, p in ingress] == \
+        [(443, 443, {"Ref": "LoadBalancerSecurityGroup"})]
+    # the load balancer: only the ClientCidrs loop adds ingress, on 443 and 80
+    assert "SecurityGroupIngress" not in resource(template, "LoadBalancerSecurityGroup")
+    loop = template["Resources"]["Fn::ForEach::ClientRules"]
+    assert loop[1] == {"Ref": "ClientCidrs"}
+    assert sorted(r["Properties"]["FromPort"] for r in loop[2].values()) == [80, 443]
+    assert "Default" not in template["Parameters"]["ClientCidrs"]
+    rule = json.dumps(template["Rules"])
+    assert "0.0.0.0/0" in rule
+
+
+def test_the_instance_role_is_ssm_only(template):
+    role = resource(template, "InstanceRole")
+    assert "Policies" not in role
+    assert role["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"}]
+
+
+def test_health_checks_hit_the_unlimited_healthz_on_443(template):
+    tg = resource(template, "TargetGroup")
+    assert (tg["Protocol"], tg["Port"], tg["HealthCheckPath"]) == ("HTTPS", 443, "/healthz")
+    with open(os.path.join(ROOT, "ansible", "roles", "nginx", "templates", "api.conf.j2")) as f:
+        conf = f.read()
+    https = conf[conf.index("listen 443"):]
+    healthz = https[https.index("location = /healthz"):]
+    healthz = healthz[:healthz.index("}")]
+    assert "limit_req" not in healthz and "limit_conn" not in healthz
+
+
+def test_the_roll_keeps_capacity_and_waits_for_health(template):
+    asg = template["Resources"]["AutoScalingGroup"]
+    prefs = asg["UpdatePolicy"]["AutoScalingInstanceRefresh"]["Preferences"]
+    assert prefs["MinHealthyPercentage"] == 100 and prefs["MaxHealthyPercentage"] > 100
+    props = asg["Properties"]
+    assert props["HealthCheckType"] == "ELB"
+    assert props["InstanceMaintenancePolicy"]["MinHealthyPercentage"] == 100
+    assert props["LaunchTemplate"]["Version"] == {
+        "Fn::GetAtt": ["LaunchTemplate", "LatestVersionNumber"]}
+    assert template["Parameters"]["MinSize"]["MinValue"] >= 2
+
+
+def test_https_listener_is_tls12_or_13_only(template):
+    policy = resource(template, "HttpsListener")["SslPolicy"]
+    assert policy.startswith("ELBSecurityPolicy-TLS13-1-2-"), policy
+    redirect = resource(template, "HttpListener")["DefaultActions"][0]
+    assert redirect["Type"] == "redirect" and redirect["RedirectConfig"]["Protocol"] == "HTTPS"
