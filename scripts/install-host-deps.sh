@@ -17,8 +17,9 @@ packages=(
   iproute2 nmap
   # the native performance run (testing/perf): the roles' nginx config, and wrk
   nginx libnginx-mod-http-headers-more-filter wrk
-  # the alert rules' tests (promtool) and the access-log metrics program (mtail)
-  prometheus mtail
+  # the alert rules' tests (promtool; a real Prometheus and blackbox exporter scrape an
+  # instance in CI) and the access-log metrics program (mtail)
+  prometheus mtail prometheus-blackbox-exporter
   # `vagrant up` with libvirt (a local box; qemu software emulation where no KVM)
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
 )

@@ -147,6 +147,27 @@ def mutants_table(rows):
     return out
 
 
+def alerts_live_section(a):
+    """The project's rules in a real Prometheus scraping the roles' VM."""
+    lines = ["", "## Alerts on a live host (molecule/tests/test_zz_alerts_live.py)", ""]
+    if not a:
+        return lines + ["not run"]
+    lines += [
+        "Debian's Prometheus and blackbox exporter on the controller's loopback scrape "
+        f"{a.get('host')} (the roles' VM) through forwarded ports: blackbox probes HTTPS "
+        "/healthz, node exporter, nginx exporter and mtail directly; every target up. Scrape "
+        f"every {a.get('scrape_interval_seconds')} s, rules evaluated every "
+        f"{a.get('evaluation_interval_seconds')} s. The API's socket and service stopped:", "",
+        "| ApiDown `for` | pending after | firing after | resolved after the start | "
+        "the same Prometheus without the ApiDown rule |", "|---|---|---|---|---|",
+        f"| {a.get('api_down_for_seconds')} s | {fmt(a.get('pending_after_seconds'))} | "
+        f"{fmt(a.get('fired_after_seconds'))} | {fmt(a.get('resolved_after_seconds'))} | "
+        f"{a.get('without_rule_state')} (so the check fails without the rule: "
+        f"{'yes' if a.get('caught_without_rule') else 'NO'}) |", "",
+        f"Run: {a.get('date')}."]
+    return lines
+
+
 def verification(t, build, nfr, native, mutants, baseline=None):
     baseline = baseline or {}
     meta = nfr.get("_meta", {})
@@ -188,6 +209,7 @@ def verification(t, build, nfr, native, mutants, baseline=None):
         lines += ["", f"Median boot to healthy in this run: {median(healthy)} s (1 vCPU each, "
                   "in CI other VMs may share the two cores)."]
     lines += before_boots(baseline)
+    lines += alerts_live_section(load("alerts-live.json"))
     lines += ["", "## Mutation check (`make mutants`, molecule/image/tests/test_zz_mutants.py)",
               "", "Each protection removed on a live instance of the image; its guarding test "
               "must fail, then pass again once the protection is back.", "",
