@@ -65,6 +65,17 @@ def seconds(duration):
     return int(duration[:-1]) * units[duration[-1]]
 
 
+def terminate(proc):
+    """End a process this test started (by its PID): TERM, then KILL after 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def get(url, timeout=5):
     with urllib.request.urlopen(url, timeout=timeout) as r:   # noqa: S310 (loopback)
         return json.loads(r.read())
@@ -128,13 +139,7 @@ class Prometheus:
         return "firing" if "firing" in states else ("pending" if states else "inactive")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.log.close()
 
 
@@ -160,11 +165,6 @@ def monitoring(forwards, tmp_path_factory):
                      "preferred_ip_protocol": "ip4",
                      # the host's own self-signed certificate (a test host)
                      "tls_config": {"insecure_skip_verify": True}}}}}, f)
-    blackbox_log = open(os.path.join(work, "blackbox.log"), "w")  # noqa: SIM115
-    blackbox = subprocess.Popen(
-        ["/usr/bin/prometheus-blackbox-exporter", f"--config.file={work}/blackbox.yml",
-         f"--web.listen-address={blackbox_address}"],
-        stdout=blackbox_log, stderr=subprocess.STDOUT)
     targets = {"api-https": (blackbox_address, f"https://127.0.0.1:{forwards['https']}/healthz"),
                "api-node": f"127.0.0.1:{forwards['node']}",
                "api-nginx": f"127.0.0.1:{forwards['nginxexp']}",
@@ -174,21 +174,23 @@ def monitoring(forwards, tmp_path_factory):
     muted = json.loads(json.dumps(rules))
     for group in muted["groups"]:
         group["rules"] = [r for r in group["rules"] if r.get("alert") != "ApiDown"]
-    servers = {"project": Prometheus(work, "project", rules, targets),
-               "without-apidown": Prometheus(work, "without-apidown", muted, targets)}
+    blackbox_log = open(os.path.join(work, "blackbox.log"), "w")  # noqa: SIM115
+    servers, blackbox = {}, None
     try:
+        blackbox = subprocess.Popen(
+            ["/usr/bin/prometheus-blackbox-exporter", f"--config.file={work}/blackbox.yml",
+             f"--web.listen-address={blackbox_address}"],
+            stdout=blackbox_log, stderr=subprocess.STDOUT)
+        for name, server_rules in (("project", rules), ("without-apidown", muted)):
+            servers[name] = Prometheus(work, name, server_rules, targets)
         for server in servers.values():
             server.wait_ready()
         yield servers
     finally:
         for server in servers.values():
             server.stop()
-        blackbox.send_signal(signal.SIGTERM)
-        try:
-            blackbox.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            blackbox.kill()
-            blackbox.wait()
+        if blackbox:
+            terminate(blackbox)
         blackbox_log.close()
         shutil.rmtree(work, ignore_errors=True)
 
