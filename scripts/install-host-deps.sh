@@ -20,6 +20,8 @@ packages=(
   # the alert rules' tests (promtool; a real Prometheus and blackbox exporter scrape an
   # instance in CI) and the access-log metrics program (mtail)
   prometheus mtail prometheus-blackbox-exporter
+  # the collector the roles' VM ships its journal to in CI (systemd-journal-remote)
+  systemd-journal-remote
   # `vagrant up` with libvirt (a local box; qemu software emulation where no KVM)
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
 )

@@ -168,6 +168,23 @@ def alerts_live_section(a):
     return lines
 
 
+def journal_section(j):
+    """The journal shipped to a real systemd-journal-remote."""
+    lines = ["", "## Logs leave the host (molecule/tests/test_zz_journal_upload.py)", ""]
+    if not j:
+        return lines + ["not run"]
+    lines += [
+        f"systemd-journal-upload on {j.get('host')} (the roles' VM) ships its journal over TLS "
+        "to Debian's systemd-journal-remote on the controller, with this run's test CA.", "",
+        "| A collector with another CA's certificate received | the request logged during "
+        "that outage arrived (after the real collector started) | a request's id at the "
+        f"collector after (bound {j.get('bound_seconds')} s) |", "|---|---|---|",
+        f"| {j.get('stranger_received_entries')} entries | "
+        f"{fmt(j.get('first_after_outage_seconds'))} | {fmt(j.get('arrival_seconds'))} |", "",
+        f"Run: {j.get('date')}."]
+    return lines
+
+
 def verification(t, build, nfr, native, mutants, baseline=None):
     baseline = baseline or {}
     meta = nfr.get("_meta", {})
@@ -210,6 +227,7 @@ def verification(t, build, nfr, native, mutants, baseline=None):
                   "in CI other VMs may share the two cores)."]
     lines += before_boots(baseline)
     lines += alerts_live_section(load("alerts-live.json"))
+    lines += journal_section(load("journal-upload.json"))
     lines += ["", "## Mutation check (`make mutants`, molecule/image/tests/test_zz_mutants.py)",
               "", "Each protection removed on a live instance of the image; its guarding test "
               "must fail, then pass again once the protection is back.", "",

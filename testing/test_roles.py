@@ -22,8 +22,9 @@ def load(path):
 
 
 def test_the_expected_roles_exist():
-    assert ROLES == ["api", "firewall", "hardening", "instance_boot", "metrics", "nginx",
-                     "python_runtime"]
+    assert ROLES == ["api", "firewall", "hardening", "instance_boot", "journal_upload", "metrics",
+                     "nginx", "python_runtime"]
+
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -25,7 +25,6 @@ import glob
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -35,6 +34,7 @@ import urllib.request
 import pytest
 import yaml
 from deployment import API
+from processes import terminate
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 RULES = os.path.join(ROOT, "monitoring", "prometheus", "alerts.yml")
@@ -63,17 +63,6 @@ def free_port():
 def seconds(duration):
     units = {"s": 1, "m": 60, "h": 3600}
     return int(duration[:-1]) * units[duration[-1]]
-
-
-def terminate(proc):
-    """End a process this test started (by its PID): TERM, then KILL after 20 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def get(url, timeout=5):
