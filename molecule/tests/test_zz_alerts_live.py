@@ -184,13 +184,14 @@ def monitoring(forwards, tmp_path_factory):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def api_down_for(rules_path=RULES):
-    with open(rules_path) as f:
+def api_down_for():
+    """ApiDown's `for`, in seconds, as the project's rules file says."""
+    with open(RULES) as f:
         for group in yaml.safe_load(f)["groups"]:
             for rule in group["rules"]:
                 if rule.get("alert") == "ApiDown":
                     return seconds(rule["for"])
-    raise AssertionError("no ApiDown rule in " + rules_path)
+    raise AssertionError("no ApiDown rule in " + RULES)
 
 
 def save(figures):

@@ -58,7 +58,10 @@ class Collector:
              f"--cert={PKI}/{cert}.crt", f"--output={self.out}/"],
             stdout=self.log, stderr=subprocess.STDOUT)
         time.sleep(1)
-        assert self.proc.poll() is None, open(self.out + ".log").read()
+        if self.proc.poll() is not None:
+            self.log.close()
+            with open(self.out + ".log") as f:
+                raise AssertionError(f"the collector exited: {f.read()}")
 
     def received(self):
         files = [os.path.join(self.out, f) for f in os.listdir(self.out)]
