@@ -8,6 +8,13 @@ moved), the app as supplied runs as `python app/app.py`, and wrk measures
 a, b and c (see testing/perf_rounds.py) in interleaved rounds.
 Goals: c/b >= 0.85 (nginx with TLS costs gunicorn at most 15 %) and
 c/a >= 2.5. `make perf-native`; figures in build/perf-native.json.
+
+Five rounds of 6 s, not three of 10 s (the same 30 s per target): single
+rounds of c/a spread from 2.39 to 3.25 on this machine, mostly from the
+Flask server's round-to-round swings, and the median of three once fell to
+2.49 in CI while this machine's 8-round median was 2.60. The median of five
+is decided by the middle of the spread rather than by one slow round; the
+goals themselves are unchanged.
 """
 
 import json
@@ -32,8 +39,8 @@ from perf_rounds import interleaved, parse_wrk, summarise, wrk_command  # noqa: 
 
 BIN = os.path.dirname(sys.executable)
 RESULTS = os.path.join(ROOT, "build", "perf-native.json")
-ROUNDS = int(os.environ.get("PERF_ROUNDS", "3"))
-SECONDS = int(os.environ.get("PERF_SECONDS", "10"))
+ROUNDS = int(os.environ.get("PERF_ROUNDS", "5"))
+SECONDS = int(os.environ.get("PERF_SECONDS", "6"))
 CONNECTIONS = 32
 PORTS = {"a": 5000, "b": 18001, "c": 18443, "http": 18080}
 URLS = {"a": f"http://127.0.0.1:{PORTS['a']}", "b": f"http://127.0.0.1:{PORTS['b']}",
@@ -171,8 +178,11 @@ def test_native_throughput_ratios(stack):
         assert summary[target]["socket_errors"] == 0 and summary[target]["non_2xx_3xx"] == 0, (
             summary[target])
     ratios = summary["ratios"]
-    assert ratios["c_over_b"] >= GOALS["c_over_b"], summary
-    assert ratios["c_over_a"] >= GOALS["c_over_a"], summary
+    rps = {t: summary[t]["rps"] for t in ("a", "b", "c")}
+    for name, goal in GOALS.items():
+        assert ratios[name] >= goal, (
+            f"{name} = {ratios[name]} (median over {ROUNDS} rounds) is below the goal {goal}; "
+            f"per round {ratios['per_round'][name]}; req/s per round {rps}")
 
 
 @pytest.mark.parametrize("path", [b"/../../etc/passwd", b"/customers/%00"])
