@@ -85,7 +85,7 @@ fleet-lint: ## The fleet's CloudFormation template (aws/fleet.yml): cfn-lint + c
 .PHONY: unit
 unit: venv ## The supplied unittest file, then the pytest suite (in-process, local servers, templates)
 	$(BIN)/python testing/testing.py
-	$(BIN)/python -m pytest -q testing packer/tests --ignore=testing/nfr --ignore=testing/perf
+	$(BIN)/python -m pytest -q testing packer/tests --ignore=testing/nfr --ignore=testing/perf --ignore=testing/fleet
 
 .PHONY: perf-native
 perf-native: venv ## a, b, c throughput natively: the roles' nginx + gunicorn config on loopback, no VM
@@ -148,6 +148,10 @@ vagrant-destroy: ## `vagrant destroy -f` and stop the libvirt daemons this proje
 	eval "$$(bash scripts/vagrant-local.sh env)" && vagrant destroy -f
 	bash scripts/vagrant-local.sh stop-daemons
 
+.PHONY: fleet-check
+fleet-check: venv ## HAProxy on loopback before instances of the baked image: abusive client, rolling replacement, instance lost
+	$(BIN)/python scripts/timed.py fleet_check -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/fleet
+
 .PHONY: vagrant-check
 vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HTTPS from the host, destroy
 	$(BIN)/python scripts/vagrant_check.py
@@ -164,7 +168,9 @@ vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HT
 #   image: packer build, then molecule test -s nfr (the NFR suite on one
 #          instance of the image), then molecule test -s image (two
 #          instances: the roles' suite, the image checks, the mutation
-#          check), whose boots overlap the end of the roles lane
+#          check), whose boots overlap the end of the roles lane, then
+#          the local fleet (make fleet-check: HAProxy before two to three
+#          instances; by then the roles lane has usually ended)
 # Figures: docs/verification.md; why this order: docs/decisions.md.
 .PHONY: lane-roles lane-image
 lane-roles:
@@ -176,10 +182,12 @@ lane-roles:
 lane-image:
 	$(BIN)/python scripts/timed.py lane_image -- bash -c '$(MAKE) --no-print-directory image \
 	  && { $(MAKE) --no-print-directory verify; nfr=$$?; \
-	       $(MAKE) --no-print-directory image-verify && exit $$nfr; }' 2>&1 | sed -u 's/^/[image] /'
+	       $(MAKE) --no-print-directory image-verify; image=$$?; \
+	       $(MAKE) --no-print-directory fleet-check && exit $$(( nfr || image )); }' \
+	  2>&1 | sed -u 's/^/[image] /'
 
 .PHONY: vm-suites
-vm-suites: venv base-image ## The VM suites: fleet lint, roles + Vagrant | bake, NFR, the image's two instances (checks, mutants)
+vm-suites: venv base-image ## The VM suites: fleet lint, roles + Vagrant | bake, NFR, the image's two instances (checks, mutants), the local fleet
 	$(MAKE) --no-print-directory -k -j2 lane-roles lane-image
 
 .PHONY: report

@@ -22,6 +22,8 @@ packages=(
   prometheus mtail prometheus-blackbox-exporter
   # the collector the roles' VM ships its journal to in CI (systemd-journal-remote)
   systemd-journal-remote
+  # the load balancer in front of the local fleet (testing/fleet)
+  haproxy
   # `vagrant up` with libvirt (a local box; qemu software emulation where no KVM)
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
 )

@@ -2,7 +2,9 @@
 """Write docs/verification.md, and the README's figures, from what the run
 recorded: build/timings.json (every stage, scripts/timings.py),
 build/image-build.json (the bake), build/nfr-results.json (the NFR suite),
-build/perf-native.json (testing/perf), build/mutants.json (the mutation check).
+build/perf-native.json (testing/perf), build/mutants.json (the mutation check),
+build/alerts-live.json, build/journal-upload.json and build/fleet.json (the
+local fleet; its pictures go to docs/img/).
 
     scripts/report.py [--docs docs/verification.md] [--readme README.md]
 
@@ -66,9 +68,12 @@ def stage_rows(t):
         ("image: verify (suite, image checks, mutants)", "molecule_image_verify_seconds", ""),
         ("  of which the mutation check", "mutants_seconds", ""),
         ("image: whole scenario", "molecule_image_seconds", ""),
+        ("local fleet: HAProxy before the image's instances (three scenarios)",
+         "fleet_check_seconds", "`make fleet-check`"),
         ("lane roles (molecule default, then Vagrant)", "lane_roles_seconds",
          "`make vm-suites`"),
-        ("lane image (bake, NFR scenario, image scenario), beside it", "lane_image_seconds",
+        ("lane image (bake, NFR scenario, image scenario, local fleet), beside it",
+         "lane_image_seconds",
          ""),
         ("whole `.ci/run`", "ci_total_seconds", "`bash .ci/run`"),
     ]
@@ -185,7 +190,78 @@ def journal_section(j):
     return lines
 
 
-def verification(t, build, nfr, native, mutants, baseline=None):
+def fleet_picture(name, scenario, out_dir):
+    """Requests per second (answered 200, and everything else) over the
+    scenario, with its events marked; returns the file's name."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    seconds = [row[0] for row in scenario["per_second"]]
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
+    ax.plot(seconds, [row[1] for row in scenario["per_second"]], color="tab:blue",
+            label="200 per second")
+    ax.bar(seconds, [row[2] for row in scenario["per_second"]], color="tab:red", width=1.0,
+           label="not 200 (429, 5xx or error) per second")
+    top = max([max(row[1], row[2]) for row in scenario["per_second"]] + [1])
+    for n, (at, what) in enumerate(scenario["events"]):
+        ax.axvline(at, color="grey", linestyle="--", linewidth=0.8)
+        ax.text(at, top * (0.95 - 0.12 * (n % 4)), " " + what, fontsize=7, color="black")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("requests")
+    ax.set_title(f"Local fleet: {name}", fontsize=10)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    os.makedirs(out_dir, exist_ok=True)
+    filename = f"fleet-{name}.png"
+    fig.savefig(os.path.join(out_dir, filename), metadata={"Software": None})
+    plt.close(fig)
+    return filename
+
+
+def fleet_section(f, docs_dir):
+    """The local fleet: HAProxy before instances of the image (testing/fleet)."""
+    lines = ["", "## The fleet behind a load balancer (testing/fleet, `make fleet-check`)", ""]
+    if not f:
+        return lines + ["not run"]
+    boot, check = f.get("boot", {}), f.get("boot", {}).get("health_check", {})
+    lines += [
+        "HAProxy (Debian's package) on the controller's loopback terminates TLS, re-encrypts "
+        "to each instance's 443, health-checks `/healthz` every "
+        f"{check.get('inter_ms')} ms ({check.get('fall')} failures mark a server down) and "
+        "appends the client's address to X-Forwarded-For. The instances are the baked image, "
+        "booted with the user-data of aws/fleet.yml's launch template (qemu's gateway as the "
+        "trusted range). Three steady clients send 4 requests/s each, each from its own "
+        "loopback address.", "",
+        f"First two instances healthy after: {boot.get('instances')} (both: "
+        f"{boot.get('both_seconds')} s).", "",
+        "| Scenario | Requests | Failed | Figures |", "|---|---|---|---|"]
+    abuse, roll, kill = f.get("abuse"), f.get("roll"), f.get("kill")
+    if abuse:
+        lines.append(
+            f"| one abusive client | {abuse['requests']} | {abuse['steady_failed']} of the steady "
+            f"clients' | burst {abuse['abusive_rps']} req/s for {abuse['burst_seconds']} s: "
+            f"{abuse['abusive_statuses']}; steady requests in those seconds: "
+            f"{abuse['steady_during_burst']}, all 200; failed health checks "
+            f"{abuse['checks_failed']}; 429s logged for the abuser's own address "
+            f"{abuse['logged_429']}; nobody banned |")
+    if roll:
+        steps = "; ".join(f"{s['new']} in, {s['old']} out in {s['seconds']} s (boot to healthy "
+                          f"{s['boot_to_healthy']} s)" for s in roll["steps"])
+        lines.append(f"| rolling replacement | {roll['requests']} | {roll['failed']} | "
+                     f"roll {roll['roll_seconds']} s: {steps} |")
+    if kill:
+        lines.append(
+            f"| instance lost (qemu SIGKILL) | {kill['requests']} | {kill['failed']} | "
+            f"{kill['in_flight_at_kill']} in flight at the kill; marked down after "
+            f"{kill['detection_seconds']} s; failed after that: {kill['failed_after_detection']} |")
+    for name in ("abuse", "roll", "kill"):
+        if f.get(name):
+            filename = fleet_picture(name, f[name], os.path.join(docs_dir, "img"))
+            lines += ["", f"![{name}](img/{filename})"]
+    return lines
+
+
+def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
     baseline = baseline or {}
     meta = nfr.get("_meta", {})
     faults, load_ = nfr.get("faults", {}), nfr.get("load", {})
@@ -228,6 +304,7 @@ def verification(t, build, nfr, native, mutants, baseline=None):
     lines += before_boots(baseline)
     lines += alerts_live_section(load("alerts-live.json"))
     lines += journal_section(load("journal-upload.json"))
+    lines += fleet_section(load("fleet.json"), docs_dir or os.path.join(ROOT, "docs"))
     lines += ["", "## Mutation check (`make mutants`, molecule/image/tests/test_zz_mutants.py)",
               "", "Each protection removed on a live instance of the image; its guarding test "
               "must fail, then pass again once the protection is back.", "",
@@ -357,7 +434,8 @@ def main():
     if mutants:   # each row timed itself (build/mutants.json)
         t["mutants_seconds"] = round(sum(row.get("seconds", 0) for row in mutants), 1)
     with open(args.docs, "w") as f:
-        f.write(verification(t, build, nfr, native, mutants, load_baseline()))
+        f.write(verification(t, build, nfr, native, mutants, load_baseline(),
+                             os.path.dirname(os.path.abspath(args.docs))))
     with open(args.readme) as f:
         readme = f.read()
     block = readme_block(t, build, native, nfr)

@@ -13,39 +13,16 @@ import sys
 import pytest
 import yaml
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fleet_template import load, resource, user_data  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEMPLATE = os.path.join(ROOT, "aws", "fleet.yml")
 EDGE_TOOL = os.path.join(ROOT, "ansible", "roles", "nginx", "files", "supermega-edge-config")
-
-
-class CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags (!Ref x -> {"Ref": x})."""
-
-
-def _tag(loader, suffix, node):
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if name == "Fn::GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {name: value}
-
-
-CfnLoader.add_multi_constructor("!", _tag)
 
 
 @pytest.fixture(scope="module")
 def template():
-    with open(TEMPLATE) as f:
-        return yaml.load(f, Loader=CfnLoader)  # noqa: S506 (SafeLoader subclass)
-
-
-def resource(template, name):
-    return template["Resources"][name]["Properties"]
+    return load()
 
 
 def role_default(role, name):
@@ -53,22 +30,13 @@ def role_default(role, name):
         return yaml.safe_load(f)[name]
 
 
-def user_data(template):
-    """The launch template's cloud-config, with sample parameter values."""
-    sub = resource(template, "LaunchTemplate")["LaunchTemplateData"]["UserData"]["Fn::Base64"]
-    text = sub["Fn::Sub"][0]
-    samples = {"ServerName": "api.bank.example", "VpcCidr": "10.20.0.0/16"}
-    for name in re.findall(r"\$\{(\w+)\}", text):
-        assert name in template["Parameters"], f"user-data names ${{{name}}}, not a parameter"
-    text = re.sub(r"\$\{(\w+)\}", lambda m: samples[m.group(1)], text)
-    assert text.startswith("#cloud-config\n")
-    return yaml.safe_load(text)
+SAMPLES = {"ServerName": "api.bank.example", "VpcCidr": "10.20.0.0/16"}
 
 
 def test_user_data_writes_the_edge_settings_the_image_applies(template, tmp_path):
     """The file the nginx role's boot unit reads, with settings the same tool
     accepts, marking the host as behind the load balancer it trusts."""
-    files = user_data(template)["write_files"]
+    files = user_data(template, SAMPLES)["write_files"]
     path = role_default("nginx", "nginx_edge_settings_file")
     (settings_file,) = [f for f in files if f["path"] == path]
     settings = json.loads(settings_file["content"])

@@ -1,0 +1,200 @@
+"""The fleet, proven with a real load balancer (`make fleet-check`, after
+`make image`): HAProxy on loopback in front of instances of the baked image
+that took the fleet's own user-data (aws/fleet.yml) at boot. Under a bounded
+load, in this order:
+
+1. one abusive client: its burst (each request with a forged
+   X-Forwarded-For naming a new address) gets 429s while the other clients'
+   requests in the same seconds all get 200, the health checks never fail,
+   and no instance bans the load balancer;
+2. rolling replacement: boot a new instance, put it in service once healthy,
+   drain and stop an old one; again for the other: 0 failed requests;
+3. instance lost: SIGKILL one instance's qemu; failures at most the requests
+   in flight at that moment, none once HAProxy has marked it down, and the
+   detection time.
+
+Figures, per-second series and the moments of each event go to
+build/fleet.json; `make report` draws one picture per scenario from it.
+"""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from fleet_lib import (
+    CHECK_FALL,
+    CHECK_INTER_MS,
+    ROOT,
+    Haproxy,
+    Instance,
+    Load,
+    failures,
+    fleet_user_data,
+    free_port,
+    per_second,
+)
+
+IMAGE = os.environ.get("IMAGE", os.path.join(ROOT, "build", "image", "supermega-api.qcow2"))
+RESULTS = os.path.join(ROOT, "build", "fleet.json")
+STEADY = ("127.0.0.2", "127.0.0.4", "127.0.0.5")   # the well-behaved clients
+ABUSER = "127.0.0.3"
+STEADY_RATE = 4          # requests per second per steady client (the limit is 20 per client)
+results = {}
+
+
+def save():
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump(results, f, indent=1)
+
+
+class Fleet:
+    def __init__(self, work):
+        assert os.path.isfile(IMAGE), f"{IMAGE} not found: bake it first (make image)"
+        self.key = os.path.join(work, "ssh_key")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet-check",
+                        "-f", self.key], check=True)
+        ports = {f"s{n}": free_port() for n in (1, 2, 3, 4)}
+        self.instances = {name: Instance(f"fleet-{name}", work, IMAGE, self.key, port)
+                          for name, port in ports.items()}
+        self.lb = Haproxy(work, ports)
+        self.events = []
+        self.origin = time.monotonic()
+
+    def mark(self, what):
+        self.events.append((round(time.monotonic() - self.origin, 2), what))
+
+    def load(self, seconds):
+        self.origin = time.monotonic()
+        self.events = []
+        load = Load(self.lb.port, self.origin, seconds)
+        for address in STEADY:
+            load.client(address, STEADY_RATE, STEADY_RATE * seconds)
+        return load
+
+    def scenario(self, name, records, **figures):
+        results[name] = {**figures, "events": self.events,
+                         "per_second": per_second(records),
+                         "requests": len(records), "failed": len(failures(records)),
+                         "failures": failures(records)[:50]}
+        save()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    fleet = Fleet(str(tmp_path_factory.mktemp("fleet")))
+    try:
+        started = time.monotonic()
+        first = [fleet.instances[n].boot() for n in ("s1", "s2")]
+        boots = {i.name: i.wait()["boot_to_healthy_seconds"] for i in first}
+        results["boot"] = {"instances": boots, "both_seconds": round(time.monotonic() - started, 1),
+                           "user_data": fleet_user_data(),
+                           "health_check": {"inter_ms": CHECK_INTER_MS, "fall": CHECK_FALL}}
+        fleet.lb.start()
+        for name in ("s1", "s2"):
+            fleet.lb.wait_for(name, "UP", 30)
+        yield fleet
+    finally:
+        fleet.lb.stop()
+        for instance in fleet.instances.values():
+            instance.stop()
+        save()
+
+
+def test_1_abusive_client_gets_429s_others_do_not_and_nobody_is_banned(fleet):
+    load = fleet.load(40)
+    time.sleep(4)
+    fleet.mark("burst starts")
+    burst_from = time.monotonic() - fleet.origin
+    abuse = Load(fleet.lb.port, fleet.origin, 20).client(ABUSER, 0, 800, connections=16,
+                                                          forge=True)
+    for t in abuse.threads:
+        t.join(timeout=40)
+    abusive = abuse.stop()
+    burst_to = time.monotonic() - fleet.origin
+    fleet.mark("burst ends")
+    time.sleep(4)
+    steady = load.stop()
+    servers = fleet.lb.servers()
+    statuses = {}
+    for r in abusive:
+        statuses[r[3]] = statuses.get(r[3], 0) + 1
+    during = [r for r in steady if burst_from <= r[0] <= burst_to]
+    bans = {name: fleet.instances[name].ssh("sudo fail2ban-client status; "
+                                            "sudo fail2ban-client banned")
+            for name in ("s1", "s2")}
+    logged = {name: fleet.instances[name].ssh(
+        f"sudo grep -c '\"remote_addr\":\"{ABUSER}\",.*\"status\":429' /var/log/nginx/access.log")
+        for name in ("s1", "s2")}
+    fleet.scenario("abuse", steady + abusive, abusive_statuses=statuses,
+                   burst_seconds=round(burst_to - burst_from, 1),
+                   abusive_rps=round(len(abusive) / (burst_to - burst_from), 1),
+                   steady_during_burst=len(during), steady_failed=len(failures(steady)),
+                   checks_failed={n: int(s["chkfail"] or 0) for n, s in servers.items()
+                                  if n in ("s1", "s2")},
+                   logged_429={n: o.stdout.strip() for n, o in logged.items()})
+
+    assert statuses.get(429, 0) > 0, f"the burst got no 429: {statuses}"
+    assert set(statuses) <= {200, 429}, f"the burst got answers other than 200/429: {statuses}"
+    assert len(during) >= 3 * len(STEADY), f"too few steady requests in the burst: {len(during)}"
+    assert failures(steady) == [], f"a steady client was refused: {failures(steady)[:10]}"
+    for name in ("s1", "s2"):
+        assert servers[name]["status"] == "UP" and int(servers[name]["chkdown"] or 0) == 0, (
+            servers[name])
+        out = bans[name]
+        assert out.returncode == 0, out.stderr
+        assert "nginx-limit-req" not in out.stdout, f"{name} runs the nginx jail: {out.stdout}"
+        assert "10.0.2.2" not in out.stdout, f"{name} banned the load balancer: {out.stdout}"
+    # the instances limited the client by its own address (from X-Forwarded-For)
+    assert sum(int(o.stdout.strip() or 0) for o in logged.values()) > 0, logged
+
+
+def test_2_rolling_replacement_fails_no_request(fleet):
+    load = fleet.load(900)
+    time.sleep(5)
+    durations = []
+    for old, new in (("s1", "s3"), ("s2", "s4")):
+        started = time.monotonic()
+        fleet.mark(f"boot {new}")
+        booted = fleet.instances[new].boot().wait()
+        fleet.lb.ready(new)
+        fleet.lb.wait_for(new, "UP", 60)
+        fleet.mark(f"{new} in service")
+        fleet.mark(f"drain {old}")
+        fleet.lb.drain(old)
+        fleet.instances[old].stop()
+        fleet.mark(f"{old} stopped")
+        durations.append({"old": old, "new": new, "seconds": round(time.monotonic() - started, 1),
+                          "boot_to_healthy": booted["boot_to_healthy_seconds"]})
+    roll = round(fleet.events[-1][0] - fleet.events[0][0], 1)
+    time.sleep(5)
+    records = load.stop()
+    fleet.scenario("roll", records, roll_seconds=roll, steps=durations)
+    assert len(records) >= STEADY_RATE * len(STEADY) * roll * 0.5, (
+        f"the load did not keep up: {len(records)} requests in {roll} s")
+    assert failures(records) == [], f"requests failed during the roll: {failures(records)[:20]}"
+
+
+def test_3_instance_lost_fails_only_requests_in_flight(fleet):
+    load = fleet.load(120)
+    time.sleep(8)
+    with load.lock:
+        in_flight = load.in_flight
+        killed_at = time.monotonic() - fleet.origin
+        fleet.instances["s3"].kill()
+    fleet.mark("kill s3")
+    detected = fleet.lb.wait_for("s3", "DOWN", 30, poll=0.02)
+    fleet.mark("s3 marked down")
+    time.sleep(10)
+    records = load.stop()
+    failed = failures(records)
+    after = [r for r in failed if r[0] > killed_at + detected]
+    fleet.scenario("kill", records, in_flight_at_kill=in_flight,
+                   detection_seconds=round(detected, 2), failed_after_detection=len(after))
+    assert after == [], f"requests failed after the instance was marked down: {after}"
+    assert len(failed) <= in_flight, (
+        f"{len(failed)} failed, more than the {in_flight} in flight at the kill: {failed}")
+    served = [r for r in records if r[0] > killed_at + detected and r[3] == 200]
+    assert served, "nothing was served after the instance was marked down"
