@@ -191,23 +191,24 @@ def journal_section(j):
 
 
 def fleet_picture(name, scenario, out_dir):
-    """Requests per second (answered 200, and everything else) over the
-    scenario, with its events marked; returns the file's name."""
+    """Requests answered per second, one line per series (200s, 429s,
+    failures; by client where it matters), the scenario's events marked;
+    returns the file's name."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    seconds = [row[0] for row in scenario["per_second"]]
     fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
-    ax.plot(seconds, [row[1] for row in scenario["per_second"]], color="tab:blue",
-            label="200 per second")
-    ax.bar(seconds, [row[2] for row in scenario["per_second"]], color="tab:red", width=1.0,
-           label="not 200 (429, 5xx or error) per second")
-    top = max([max(row[1], row[2]) for row in scenario["per_second"]] + [1])
+    top = 1
+    for label, counts in scenario["per_second"].items():
+        good = label.endswith("200")
+        ax.step(range(len(counts)), counts, where="post", label=label,
+                linewidth=1.6 if good else 1.2, linestyle="-" if good else "--")
+        top = max([top, *counts])
     for n, (at, what) in enumerate(scenario["events"]):
-        ax.axvline(at, color="grey", linestyle="--", linewidth=0.8)
-        ax.text(at, top * (0.95 - 0.12 * (n % 4)), " " + what, fontsize=7, color="black")
+        ax.axvline(at, color="grey", linestyle=":", linewidth=0.8)
+        ax.text(at, top * (0.95 - 0.12 * (n % 4)), " " + what, fontsize=7)
     ax.set_xlabel("seconds")
-    ax.set_ylabel("requests")
+    ax.set_ylabel("requests answered per second")
     ax.set_title(f"Local fleet: {name}", fontsize=10)
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()

@@ -29,7 +29,7 @@ def test_a_readme_without_markers_is_refused():
 
 
 def test_the_fleet_section_draws_one_picture_per_scenario(tmp_path):
-    series = [[0, 10, 0], [1, 12, 1], [2, 11, 0]]
+    series = {"200": [10, 12, 11], "failed": [0, 1, 0]}
     fleet = {
         "boot": {"instances": {"fleet-s1": 60.1}, "both_seconds": 70.0,
                  "health_check": {"inter_ms": 1000, "fall": 2}},

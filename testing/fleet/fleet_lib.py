@@ -20,6 +20,7 @@ import http.client
 import io
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -112,12 +113,14 @@ class Instance:
 HAPROXY_CFG = """\
 global
     maxconn 4096
+    log stderr format raw local0 info
     stats socket {sock} mode 600 level admin
     ssl-default-bind-options ssl-min-ver TLSv1.2
     ssl-default-server-options ssl-min-ver TLSv1.2
 
 defaults
     mode http
+    log global
     timeout connect 5s
     timeout client 30s
     timeout server 30s
@@ -138,6 +141,10 @@ backend instances
     option httpchk
     http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host {check_host}
     http-check expect status 200
+    # the template's health check timeout (aws/fleet.yml), and every check
+    # that fails logged with its reason
+    timeout check 5s
+    option log-health-checks
     default-server ssl verify none check inter {inter}ms fall {fall} rise {rise}
 {servers}
 """
@@ -224,9 +231,22 @@ class Haproxy:
         raise AssertionError(f"{server} not {status} after {timeout} s: {self.servers()[server]}")
 
     def ready(self, server):
-        """Take a server out of maintenance; it gets traffic once its checks pass."""
-        out = self.command(f"set server instances/{server} state ready")
+        """Take a server out of maintenance; as a new ALB target, it gets
+        traffic only once its health checks have passed (rise). (Out of
+        maintenance a server is UP at once; forced down in the same command
+        line, it must pass its checks first. Forced down while still in
+        maintenance, HAProxy ignores it.)"""
+        out = self.command(f"set server instances/{server} state ready; "
+                           f"set server instances/{server} health down")
         assert out.strip() == "", out
+        assert self.servers()[server]["status"].startswith("DOWN"), self.servers()[server]
+
+    def failed_checks(self):
+        """Every failed health check HAProxy logged so far: (server, reason)."""
+        self.log.flush()
+        with open(self.log.name) as f:
+            return re.findall(r"^Health check for server instances/(\w+) failed, "
+                              r"reason: ([^,]+(?:, code: \d+)?)", f.read(), re.M)
 
     def drain(self, server, timeout=60):
         """No new requests to `server`; returns once none is in progress on it."""
@@ -327,10 +347,12 @@ def failures(records, client=None, ok=(200,)):
     return [r for r in records if r[3] not in ok and (client is None or r[2] == client)]
 
 
-def per_second(records):
-    """[(second, answered 200, other answers or errors)], for the report's picture."""
+def per_second(records, label_of=None):
+    """{label: [requests answered in each second]}, for the report's picture;
+    label_of(record) names a record's series (default: "200" or "failed")."""
+    label_of = label_of or (lambda r: "200" if r[3] == 200 else "failed")
     end = int(max((r[1] for r in records), default=0)) + 1
-    ok, bad = [0] * end, [0] * end
-    for _sent, done, _client, outcome in records:
-        (ok if outcome == 200 else bad)[int(done)] += 1
-    return [(s, ok[s], bad[s]) for s in range(end)]
+    series = {}
+    for record in records:
+        series.setdefault(label_of(record), [0] * end)[int(record[1])] += 1
+    return dict(sorted(series.items()))
