@@ -404,7 +404,19 @@ def readme_block(t, build, native, nfr):
         f"| throughput c/b, c/a natively | {native.get('ratios', {}).get('c_over_b', 'n/a')}, "
         f"{native.get('ratios', {}).get('c_over_a', 'n/a')} |",
         f"| throughput c/b in the VM | {perf_vm.get('c_over_b', 'n/a')} |",
+        *fleet_rows(load("fleet.json")),
     ])
+
+
+def fleet_rows(f):
+    roll, kill = f.get("roll"), f.get("kill")
+    return [
+        "| local fleet (HAProxy): rolling replacement of both instances | "
+        + (f"{roll['roll_seconds']} s, {roll['failed']} of {roll['requests']} requests failed |"
+           if roll else "not measured |"),
+        "| local fleet: instance killed, marked down after | "
+        + (f"{kill['detection_seconds']} s (checks every 1 s), {kill['failed']} of "
+           f"{kill['requests']} requests failed |" if kill else "not measured |")]
 
 
 def replace_block(readme, block):
