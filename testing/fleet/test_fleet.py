@@ -5,8 +5,9 @@ load, in this order:
 
 1. one abusive client: its burst (each request with a forged
    X-Forwarded-For naming a new address) gets 429s while the other clients'
-   requests in the same seconds all get 200, the health checks never fail,
-   and no instance bans the load balancer;
+   requests in the same seconds all get 200, no health check is refused
+   (a slow one is tolerated) and no server is marked down, and no instance
+   bans the load balancer;
 2. rolling replacement: boot a new instance, put it in service once healthy,
    drain and stop an old one; again for the other: 0 failed requests;
 3. instance lost: SIGKILL one instance's qemu; failures at most the requests
