@@ -224,7 +224,8 @@ def fleet_section(f, docs_dir):
     lines = ["", "## The fleet behind a load balancer (testing/fleet, `make fleet-check`)", ""]
     if not f:
         return lines + ["not run"]
-    boot, check = f.get("boot", {}), f.get("boot", {}).get("health_check", {})
+    boot = f.get("boot", {})
+    check = boot.get("health_check", {})
     lines += [
         "HAProxy (Debian's package) on the controller's loopback terminates TLS, re-encrypts "
         "to each instance's 443, health-checks `/healthz` every "
