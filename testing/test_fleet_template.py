@@ -30,7 +30,8 @@ def role_default(role, name):
         return yaml.safe_load(f)[name]
 
 
-SAMPLES = {"ServerName": "api.bank.example", "VpcCidr": "10.20.0.0/16"}
+SAMPLES = {"ServerName": "api.bank.example", "VpcCidr": "10.20.0.0/16", "MonitoringCidr": ""}
+METRICS_TOOL = os.path.join(ROOT, "ansible", "roles", "metrics", "files", "supermega-metrics-config")
 
 
 def test_user_data_writes_the_edge_settings_the_image_applies(template, tmp_path):
@@ -49,6 +50,40 @@ def test_user_data_writes_the_edge_settings_the_image_applies(template, tmp_path
     # cloud-init on the image runs write_files (instance_boot keeps it)
     modules = role_default("instance_boot", "instance_boot_cloud_init_modules")
     assert "write_files" in modules["init"]
+
+
+@pytest.mark.parametrize("monitoring,sources", [("", []), ("10.20.5.0/24", ["10.20.5.0/24"])])
+def test_user_data_writes_the_scrape_settings_the_image_applies(template, tmp_path, monitoring,
+                                                                sources):
+    """The file the metrics role's boot unit reads: no source without
+    MonitoringCidr (the exporters stay on loopback), that network alone with
+    it; the same tool accepts it."""
+    files = user_data(template, {**SAMPLES, "MonitoringCidr": monitoring})["write_files"]
+    path = role_default("metrics", "metrics_settings_file")
+    (settings_file,) = [f for f in files if f["path"] == path]
+    assert json.loads(settings_file["content"]) == {"metrics_sources": sources}
+    (tmp_path / "m.json").write_text(settings_file["content"])
+    out = subprocess.run([sys.executable, METRICS_TOOL, "--check", "--ports", "9100",
+                          "--settings", str(tmp_path / "m.json")], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "valid", out
+
+
+def test_the_exporters_are_open_to_the_monitoring_network_only(template):
+    """The security group's rule for the exporters exists only with a
+    MonitoringCidr, from it alone, on exactly the metrics role's ports."""
+    pattern = re.compile(template["Parameters"]["MonitoringCidr"]["AllowedPattern"])
+    for good in ("", "10.20.5.0/24", "192.0.2.10/32"):
+        assert pattern.match(good), good
+    for bad in ("0.0.0.0/0", "10.0.0.0", "prometheus", "10.0.0.0/33"):
+        assert not pattern.match(bad), bad
+    rule = template["Resources"]["InstanceIngressFromMonitoring"]
+    assert rule["Condition"] == "WithMonitoring"
+    assert template["Conditions"]["WithMonitoring"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "MonitoringCidr"}, ""]}]}
+    props = rule["Properties"]
+    assert props["CidrIp"] == {"Ref": "MonitoringCidr"}
+    ports = [role_default("metrics", f"metrics_{n}_port") for n in ("node", "nginx", "mtail")]
+    assert list(range(props["FromPort"], props["ToPort"] + 1)) == sorted(ports)
 
 
 def test_the_trusted_range_parameter_accepts_only_networks_the_tool_accepts(template):
@@ -82,7 +117,11 @@ def test_instances_take_443_from_the_load_balancer_only(template):
     ingress = [(n, r["Properties"]) for n, r in template["Resources"].items()
                if isinstance(r, dict) and r.get("Type") == "AWS::EC2::SecurityGroupIngress"
                and r["Properties"]["GroupId"] == {"Ref": "InstanceSecurityGroup"}]
-    assert [(p["FromPort"], p["ToPort"], p["SourceSecurityGroupId"]) for _, p in ingress] == \
+    # besides the exporters' rule (only with a monitoring network: the test above)
+    assert [n for n, _ in ingress if n != "InstanceIngressFromLoadBalancer"] == \
+        ["InstanceIngressFromMonitoring"]
+    assert [(p["FromPort"], p["ToPort"], p["SourceSecurityGroupId"]) for n, p in ingress
+            if n == "InstanceIngressFromLoadBalancer"] == \
         [(443, 443, {"Ref": "LoadBalancerSecurityGroup"})]
     # the load balancer: only the ClientCidrs loop adds ingress, on 443 and 80
     assert "SecurityGroupIngress" not in resource(template, "LoadBalancerSecurityGroup")

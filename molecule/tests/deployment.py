@@ -7,6 +7,7 @@ loaded last.
 """
 
 import glob
+import json
 import os
 
 import jinja2
@@ -50,3 +51,12 @@ METRICS = role_defaults("metrics")
 EXPORTERS = {"prometheus-node-exporter.service": METRICS["metrics_node_port"],
              "prometheus-nginx-exporter.service": METRICS["metrics_nginx_port"],
              "mtail.service": METRICS["metrics_mtail_port"]}
+METRICS_SETTINGS = METRICS["metrics_settings_file"]
+
+
+def metrics_sources(host):
+    """The monitoring sources this host applies, read from its settings file
+    (a converge writes it from metrics_sources; an image's instance gets it
+    from user-data): the same source either way."""
+    text = host.file(METRICS_SETTINGS).content_string
+    return json.loads(text).get("metrics_sources", [])

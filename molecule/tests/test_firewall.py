@@ -3,7 +3,7 @@ the metrics sources only, nothing else."""
 
 import re
 
-from deployment import EXPORTERS
+from deployment import EXPORTERS, metrics_sources
 
 
 def ufw_status(host):
@@ -17,12 +17,17 @@ def test_ufw_active_with_default_deny(host):
                      status)
 
 
+def ufw_source(cidr):
+    """A network as `ufw status` prints it (a single address without /32)."""
+    return cidr.removesuffix("/32")
+
+
 def expected_rules(host):
     """(port, action, from) as `ufw status verbose` lists them, for the source
     lists this host was converged with (the inventory's; empty: anywhere)."""
     facts = host.ansible.get_variables()
-    rules = [(f"{port}/tcp", "ALLOW", source) for port in sorted(EXPORTERS.values())
-             for source in facts.get("metrics_sources") or []]
+    rules = [(f"{port}/tcp", "ALLOW", ufw_source(source)) for port in sorted(EXPORTERS.values())
+             for source in metrics_sources(host)]
     for ports, action, sources in ((["22"], "LIMIT", facts.get("firewall_ssh_sources")),
                                    (["80", "443"], "ALLOW", facts.get("firewall_api_sources"))):
         for port in ports:

@@ -5,15 +5,11 @@ import re
 import time
 
 import pytest
-from deployment import API, EXPORTERS
+from deployment import API, EXPORTERS, metrics_sources
 
 # The sandbox drop-in brings each exporter to about the API unit's level
 # (its test: <= 1.5). Debian's units as shipped measure 9.2-9.6 ("UNSAFE").
 MAX_EXPOSURE = 2.0
-
-
-def sources(host):
-    return host.ansible.get_variables().get("metrics_sources") or []
 
 
 def scrape(http, port):
@@ -45,12 +41,21 @@ def test_exporter_is_sandboxed(host, unit):
     assert exposure <= MAX_EXPOSURE, out.splitlines()[-1]
 
 
+def test_scrape_settings_were_applied_before_the_exporters(host):
+    """supermega-metrics-config.service ran (at this boot, or the converge's
+    package start) and every exporter requires it and starts after it."""
+    assert host.service("supermega-metrics-config").is_running   # oneshot: active (exited)
+    for unit in EXPORTERS:
+        props = host.check_output(f"systemctl show -p Requires -p After {unit}")
+        assert props.count("supermega-metrics-config.service") == 2, (unit, props)
+
+
 @pytest.mark.parametrize("unit", sorted(EXPORTERS))
 def test_exporter_listens_on_loopback_unless_sources_are_listed(host, unit):
     port = EXPORTERS[unit]
     addresses = {line.split()[3].rpartition(":")[0]
                  for line in host.check_output(f"ss -H -tln 'sport = :{port}'").splitlines()}
-    if sources(host):   # every address (Go listens on one dual-stack socket: "*")
+    if metrics_sources(host):   # every address (Go listens on one dual-stack socket: "*")
         assert addresses and addresses <= {"*", "0.0.0.0", "[::]"}, addresses  # noqa: S104
     else:
         assert addresses == {"127.0.0.1"}, addresses

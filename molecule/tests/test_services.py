@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from deployment import API, API_SOCKET, EXPORTERS
+from deployment import API, API_SOCKET, EXPORTERS, metrics_sources
 
 
 @pytest.mark.parametrize("unit", [
@@ -55,7 +55,7 @@ def test_only_sshd_and_nginx_listen_beyond_loopback_on_tcp(host):
               if not is_loopback(address)}
     ssh = "systemd" if socket_activated_ssh(host) else "sshd"
     expected = {(22, ssh), (80, "nginx"), (443, "nginx")}
-    if host.ansible.get_variables().get("metrics_sources"):
+    if metrics_sources(host):
         # (ss shows the first 15 characters of a process's name)
         expected |= {(port, unit.removesuffix(".service")[:15]) for unit, port in EXPORTERS.items()}
     assert public == expected

@@ -55,7 +55,7 @@ CHECK_RISE = 2
 def fleet_user_data():
     """The cloud-config the fleet's launch template gives an instance, with
     this run's values for its parameters."""
-    return user_data(load(), {"ServerName": SERVER_NAME, "VpcCidr": LB_PEER})
+    return user_data(load(), {"ServerName": SERVER_NAME, "VpcCidr": LB_PEER, "MonitoringCidr": ""})
 
 
 class Instance:

@@ -2,17 +2,24 @@
 namespace, on the instance's second NIC (a tap in the lab namespace).
 """
 
+import json
 import os
 import re
 import subprocess
 import time
 
 import pytest
+from deployment import EXPORTERS, METRICS_SETTINGS
+
+# the usual suspects, and the exporters' management range (closed: no monitoring source)
+SCANNED_PORTS = ("1-1024,2222,3306,5000,5355,5432,6379,8000-8010,8080,8443,9000,"
+                 + ",".join(map(str, sorted(EXPORTERS.values()))))
 
 LAB_NS = os.environ.get("NFR_LAB_NS", "")
 SCAN_NS = os.environ.get("NFR_SCAN_NS", "")
 VM_IP = os.environ.get("NFR_VM_LAB_IP", "")
 SCAN_IP = os.environ.get("NFR_SCAN_IP", "")
+OTHER_IP = os.environ.get("NFR_OTHER_IP", "")     # the scanner's second address: never listed
 
 
 def from_scanner(*argv, timeout=300):
@@ -50,14 +57,66 @@ def test_password_and_root_logins_are_refused(host):
 
 def test_only_ssh_http_https_answer_a_port_scan(record):
     out = from_scanner("nmap", "-Pn", "-n", "-sS", "-T4", "--max-retries", "1",
-                       "-p", "1-1024,2222,3306,5000,5355,5432,6379,8000-8010,8080,8443,9000",
+                       "-p", SCANNED_PORTS,
                        "--open", "-oG", "-", VM_IP, timeout=900)
     assert out.returncode == 0, out.stderr
     open_ports = sorted(int(p) for p in re.findall(r"(\d+)/open/tcp", out.stdout))
-    record("network", {"nmap_open_tcp_ports": open_ports,
-                       "nmap_ports_scanned": "1-1024,2222,3306,5000,5355,5432,6379,8000-8010,"
-                                             "8080,8443,9000"})
+    record("network", {"nmap_open_tcp_ports": open_ports, "nmap_ports_scanned": SCANNED_PORTS})
     assert open_ports == [22, 80, 443]
+
+
+def scan(ports, source=None):
+    """The open TCP ports among PORTS, scanned from the scanner (from SOURCE,
+    one of its addresses, if given)."""
+    spoof = ["-S", source, "-e", "veth-scan"] if source else []
+    out = from_scanner("nmap", "-Pn", "-n", "-sS", "--max-retries", "1", *spoof,
+                       "-p", ",".join(map(str, ports)), "--open", "-oG", "-", VM_IP, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return sorted(int(p) for p in re.findall(r"(\d+)/open/tcp", out.stdout))
+
+
+def apply_metrics_sources(host, sources):
+    """Give the instance these monitoring sources the way boot does: the
+    settings file, then supermega-metrics-config.service, whose restart
+    restarts the exporters that require it (the runbook's step)."""
+    host.run_expect([0], f"printf '%s\\n' '{json.dumps({'metrics_sources': sources})}' "
+                         f"> {METRICS_SETTINGS}")
+    host.run_expect([0], "systemctl restart supermega-metrics-config")
+    for _ in range(30):      # until every exporter listens again
+        if all(host.run(f"ss -H -tln 'sport = :{port}'").stdout.strip()
+               for port in EXPORTERS.values()):
+            return
+        time.sleep(1)
+    raise AssertionError(host.run(f"systemctl status --no-pager {' '.join(EXPORTERS)}").stdout)
+
+
+def test_exporters_answer_a_listed_source_only(host, record):
+    """Empty sources (the image as baked): the exporters' ports are closed to
+    everyone (the scan above covers them too). One source listed, the
+    scanner's own address: its scrape works, and the same ports stay closed
+    to the scanner's other address. Back to none: closed again."""
+    ports = sorted(EXPORTERS.values())
+    original = host.file(METRICS_SETTINGS).content_string
+    assert json.loads(original).get("metrics_sources", []) == []
+    try:
+        apply_metrics_sources(host, [f"{SCAN_IP}/32"])
+        listed, other = scan(ports, SCAN_IP), scan(ports, OTHER_IP)
+        scrape = from_scanner("curl", "-s", "--max-time", "20", "--interface", SCAN_IP,
+                              f"http://{VM_IP}:{EXPORTERS['prometheus-node-exporter.service']}"
+                              "/metrics")
+        refused = from_scanner("curl", "-s", "--max-time", "5", "--interface", OTHER_IP,
+                               f"http://{VM_IP}:{EXPORTERS['prometheus-node-exporter.service']}"
+                               "/metrics")
+    finally:
+        apply_metrics_sources(host, json.loads(original).get("metrics_sources", []))
+    closed_again = scan(ports, SCAN_IP)
+    record("network", {"metrics_ports": ports, "metrics_open_to_listed_source": listed,
+                       "metrics_open_to_other_source": other,
+                       "metrics_open_after_sources_emptied": closed_again})
+    assert listed == ports, listed
+    assert "node_systemd_unit_state" in scrape.stdout, scrape.stderr
+    assert other == [] and refused.returncode != 0, (other, refused.stdout[:200])
+    assert closed_again == [], closed_again
 
 
 def test_https_works_from_the_other_host():

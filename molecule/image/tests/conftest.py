@@ -9,8 +9,12 @@ refusal, whose failed logins get this machine banned by instance-2).
 """
 
 import os
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# the roles' suite's deployment names (molecule/tests/deployment.py), for this
+# directory's checks, which pytest may import before that suite
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests"))
 
 
 def pytest_collection_modifyitems(items):

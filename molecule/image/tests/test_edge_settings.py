@@ -1,5 +1,6 @@
-"""Edge settings given at boot: instance-2 of the image boots with user-data
-carrying its environment's settings (molecule/image/create.yml makes them:
+"""Edge and scrape settings given at boot: instance-2 of the image boots with
+user-data carrying its environment's settings (the scrape settings: one
+monitoring source, qemu's gateway, checked at the end of this module) (molecule/image/create.yml makes them:
 mutual TLS with this run's test CA and one allowed subject, one CORS origin,
 one name, behind a load balancer: qemu's gateway, whence every forwarded
 connection comes, as the trusted proxy). Checked from this machine, through
@@ -11,12 +12,14 @@ import glob
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import time
 
 import pytest
 import testinfra
+from deployment import EXPORTERS, METRICS_SETTINGS
 
 RUN_DIR = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
@@ -26,10 +29,15 @@ pytestmark = pytest.mark.skipif(not INVENTORY, reason="run by molecule test -s i
 
 
 @pytest.fixture(scope="module")
-def port():
+def forwards():
     (state,) = glob.glob(os.path.join(RUN_DIR, "vms", "instance-2", "vm.json"))
     with open(state) as f:
-        return json.load(f)["forwards"]["https"]["host"]
+        return json.load(f)["forwards"]
+
+
+@pytest.fixture(scope="module")
+def port(forwards):
+    return forwards["https"]["host"]
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +175,37 @@ def test_behind_a_load_balancer_fail2ban_has_no_nginx_jail(instance):
     assert override.exists and "[nginx-limit-req]\nenabled = false" in override.content_string
     jails = instance.check_output("fail2ban-client status")
     assert "sshd" in jails and "nginx-limit-req" not in jails, jails
+
+
+def test_scrape_settings_from_user_data_open_the_exporters_to_their_source(instance, forwards):
+    """metrics_sources [10.0.2.2/32] in user-data: at boot,
+    supermega-metrics-config.service gave ufw one rule per exporter port for
+    that source alone and the exporters listen beyond loopback; this
+    machine's scrape, through the forwarded port (from 10.0.2.2), works.
+    (That an unlisted source is kept out is the NFR suite's scan.)"""
+    settings = json.loads(instance.file(METRICS_SETTINGS).content_string)
+    assert settings == {"metrics_sources": ["10.0.2.2/32"]}, settings
+    assert instance.service("supermega-metrics-config").is_running
+    rules = re.findall(r"^(\d+)/tcp\s+ALLOW IN\s+(\S+)\s+# supermega-metrics$",
+                       instance.check_output("ufw status"), re.MULTILINE)
+    assert sorted(rules) == [(str(p), "10.0.2.2") for p in sorted(EXPORTERS.values())], rules
+    assert instance.check_output("supermega-firewall-boot status") == "fresh"
+    for unit, exporter_port in EXPORTERS.items():
+        listeners = instance.check_output(f"ss -H -tln 'sport = :{exporter_port}'")
+        assert listeners and "127.0.0.1:" not in listeners, (unit, listeners)
+    conn = http.client.HTTPConnection("127.0.0.1", forwards["node"]["host"], timeout=20)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        body = response.read().decode()
+    finally:
+        conn.close()
+    assert response.status == 200 and "node_systemd_unit_state" in body, response.status
+
+
+def test_malformed_scrape_settings_are_refused_by_name(instance):
+    instance.run_expect([0], "printf '%s' '{\"metrics_sources\": [\"0.0.0.0/0\"]}' "
+                             "> /root/bad-metrics.json")
+    out = instance.run("/usr/local/sbin/supermega-metrics-config --check --ports 9100 "
+                       "--settings /root/bad-metrics.json")
+    assert out.rc == 1 and "'0.0.0.0/0' would open the exporters" in out.stderr, out
