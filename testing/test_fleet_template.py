@@ -31,7 +31,8 @@ def role_default(role, name):
 
 
 SAMPLES = {"ServerName": "api.bank.example", "VpcCidr": "10.20.0.0/16", "MonitoringCidr": ""}
-METRICS_TOOL = os.path.join(ROOT, "ansible", "roles", "metrics", "files", "supermega-metrics-config")
+METRICS_TOOL = os.path.join(ROOT, "ansible", "roles", "metrics", "files",
+                            "supermega-metrics-config")
 
 
 def test_user_data_writes_the_edge_settings_the_image_applies(template, tmp_path):

@@ -1,11 +1,11 @@
 """Edge and scrape settings given at boot: instance-2 of the image boots with
-user-data carrying its environment's settings (the scrape settings: one
-monitoring source, qemu's gateway, checked at the end of this module) (molecule/image/create.yml makes them:
-mutual TLS with this run's test CA and one allowed subject, one CORS origin,
-one name, behind a load balancer: qemu's gateway, whence every forwarded
-connection comes, as the trusted proxy). Checked from this machine, through
-instance-2's forwarded HTTPS port, as a caller would: who may read customer
-data, and who may not.
+user-data carrying its environment's settings (molecule/image/create.yml
+makes them: mutual TLS with this run's test CA and one allowed subject, one
+CORS origin, one name, behind a load balancer: qemu's gateway, whence every
+forwarded connection comes, as the trusted proxy; and one monitoring source,
+qemu's gateway again, checked at the end of this module). Checked from this
+machine, through instance-2's forwarded HTTPS port, as a caller would: who
+may read customer data, and who may not.
 """
 
 import glob
