@@ -152,24 +152,31 @@ def mutants_table(rows):
     return out
 
 
-def alerts_live_section(a):
-    """The project's rules in a real Prometheus scraping the roles' VM."""
+def alerts_live_section(runs):
+    """The project's rules in a real Prometheus scraping a live host: the
+    image's instance-1 (a baked instance, its monitoring source from
+    user-data) and the roles' VM (converged with one)."""
     lines = ["", "## Alerts on a live host (molecule/tests/test_zz_alerts_live.py)", ""]
-    if not a:
+    if not runs:
         return lines + ["not run"]
+    first = next(iter(runs.values()))
     lines += [
-        "Debian's Prometheus and blackbox exporter on the controller's loopback scrape "
-        f"{a.get('host')} (the roles' VM) through forwarded ports: blackbox probes HTTPS "
-        "/healthz, node exporter, nginx exporter and mtail directly; every target up. Scrape "
-        f"every {a.get('scrape_interval_seconds')} s, rules evaluated every "
-        f"{a.get('evaluation_interval_seconds')} s. The API's socket and service stopped:", "",
-        "| ApiDown `for` | pending after | firing after | resolved after the start | "
-        "the same Prometheus without the ApiDown rule |", "|---|---|---|---|---|",
-        f"| {a.get('api_down_for_seconds')} s | {fmt(a.get('pending_after_seconds'))} | "
-        f"{fmt(a.get('fired_after_seconds'))} | {fmt(a.get('resolved_after_seconds'))} | "
-        f"{a.get('without_rule_state')} (so the check fails without the rule: "
-        f"{'yes' if a.get('caught_without_rule') else 'NO'}) |", "",
-        f"Run: {a.get('date')}."]
+        "Debian's Prometheus and blackbox exporter on the controller's loopback scrape the host "
+        "through forwarded ports, from its monitoring source: blackbox probes HTTPS /healthz, "
+        "node exporter, nginx exporter and mtail directly; every target up. Scrape every "
+        f"{first.get('scrape_interval_seconds')} s, rules evaluated every "
+        f"{first.get('evaluation_interval_seconds')} s. The API's socket and service stopped:",
+        "",
+        "| scenario/host | ApiDown `for` | pending after | firing after | resolved after the "
+        "start | the same Prometheus without the ApiDown rule | run |",
+        "|---|---|---|---|---|---|---|"]
+    for name, a in sorted(runs.items()):
+        lines.append(
+            f"| {name} | {a.get('api_down_for_seconds')} s | "
+            f"{fmt(a.get('pending_after_seconds'))} | {fmt(a.get('fired_after_seconds'))} | "
+            f"{fmt(a.get('resolved_after_seconds'))} | {a.get('without_rule_state')} (so the "
+            f"check fails without the rule: {'yes' if a.get('caught_without_rule') else 'NO'}) | "
+            f"{a.get('date')} |")
     return lines
 
 
@@ -373,8 +380,15 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
               + "; ".join(f"{k}: {', '.join(v) or 'none'}"
                           for k, v in tls.get("accepted_cipher_suites", {}).items()),
               f"nmap from another network namespace: open TCP ports "
-              f"{net.get('nmap_open_tcp_ports', 'not run')}; fail2ban banned the scanner after "
+              f"{net.get('nmap_open_tcp_ports', 'not run')} (of "
+              f"{net.get('nmap_ports_scanned', '?')}, the exporters' included, no monitoring "
+              f"source); fail2ban banned the scanner after "
               f"{net.get('fail2ban_banned_after_attempts', '?')} failed logins.",
+              f"The exporters' ports {net.get('metrics_ports', '?')} with the scanner's address "
+              f"as the one monitoring source (given as at boot): open to it "
+              f"{net.get('metrics_open_to_listed_source', 'not run')}, to the scanner's other "
+              f"address {net.get('metrics_open_to_other_source', 'not run')}, to the scanner "
+              f"after the source was removed {net.get('metrics_open_after_sources_emptied', '?')}.",
               "", f"NFR suite run: {meta.get('date', 'not run')}.", "",
               "## Reproduce", "", "```sh",
               "bash .ci/run                 # everything below, from a clean clone",
