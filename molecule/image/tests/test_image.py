@@ -106,8 +106,10 @@ def test_the_boot_took_the_fast_paths(instances):
         needed = {"users_groups", "ssh", "write_files"}
         assert needed <= ran, ran
         assert not {"grub_dpkg", "apt_configure", "package_update_upgrade_install"} & ran, ran
-        # and cloud-init's config and final stages waited until the API served
-        for unit in ("cloud-config.service", "cloud-final.service"):
+        # and cloud-init's config and final stages, and the scrape settings (so
+        # the exporters), waited until the API served
+        for unit in ("cloud-config.service", "cloud-final.service",
+                     "supermega-metrics-config.service"):
             after = h.check_output(f"systemctl show -p After --value {unit}").split()
             assert {"supermega-api.service", "nginx.service"} <= set(after), (unit, after)
 
