@@ -24,6 +24,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from qemu_vm import unverified_context  # noqa: E402
 from timings import load, record  # noqa: E402
 
 LOCAL = ["bash", os.path.join(ROOT, "scripts", "vagrant-local.sh")]
@@ -44,10 +45,7 @@ def vagrant_env():
 
 
 def get(url, insecure=True):
-    ctx = ssl.create_default_context()
-    if insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+    ctx = unverified_context() if insecure else ssl.create_default_context()
     with urllib.request.urlopen(url, context=ctx, timeout=20) as response:  # noqa: S310 (http/https only)
         return response.status, json.loads(response.read())
 

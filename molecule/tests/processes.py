@@ -1,16 +1,17 @@
-"""Processes a test starts on this machine (Prometheus, a log collector):
-ended by the PID the test holds, never by name."""
+"""Processes a test starts on this machine (Prometheus, a log collector,
+the native stack's servers, HAProxy): ended by the PID the test holds,
+never by name."""
 
 import signal
 import subprocess
 
 
-def terminate(proc):
-    """TERM, then KILL after 20 s."""
+def terminate(proc, timeout=20):
+    """TERM, then KILL after TIMEOUT seconds."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

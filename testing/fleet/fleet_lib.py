@@ -23,7 +23,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -34,8 +33,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 QEMU_VM = os.path.join(ROOT, "scripts", "qemu_vm.py")
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "molecule", "tests"))
 from fleet_template import load, user_data  # noqa: E402
-from qemu_vm import free_port  # noqa: E402,F401 (also the test's)
+from processes import terminate  # noqa: E402
+from qemu_vm import free_port, unverified_context  # noqa: E402,F401 (free_port: also the test's)
 
 # The address the instances see every forwarded connection come from
 # (qemu's user network), given to them as the fleet's VPC range.
@@ -189,14 +190,8 @@ class Haproxy:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         if self.proc:
+            terminate(self.proc, timeout=10)
             self.log.close()
 
     def command(self, text):
@@ -285,10 +280,7 @@ class Load:
         return self
 
     def _connect(self, address):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx,
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=unverified_context(),
                                            timeout=self.timeout, source_address=(address, 0))
 
     def _run(self, address, interval, max_requests, n, forge):

@@ -6,7 +6,6 @@ a conftest.py; `from conftest import` would get whichever was loaded last.
 """
 
 import os
-import ssl
 import sys
 import time
 import urllib.request
@@ -17,15 +16,12 @@ sys.path.insert(0, os.path.join(ROOT, "testing"))
 sys.path.insert(0, os.path.join(ROOT, "molecule", "tests"))
 from deployment import API  # noqa: E402,F401 (the service's name, read from the roles)
 from perf_rounds import parse_wrk, wrk_command  # noqa: E402
+from qemu_vm import unverified_context  # noqa: E402
 
 RUN_DIR = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 
 
-def insecure_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+insecure_context = unverified_context
 
 
 def healthy(port, timeout=3):

@@ -21,9 +21,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,7 +33,11 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "molecule", "tests"))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from perf_rounds import interleaved, parse_wrk, summarise, wrk_command  # noqa: E402
+from processes import terminate  # noqa: E402
+from qemu_vm import unverified_context  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 RESULTS = os.path.join(ROOT, "build", "perf-native.json")
@@ -52,10 +54,7 @@ pytestmark = pytest.mark.skipif(not (shutil.which("nginx") and shutil.which("wrk
 
 
 def answers(url):
-    import ssl
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
+    ctx = unverified_context()
     try:
         with urllib.request.urlopen(url + "/healthz", context=ctx, timeout=2) as r:
             return r.status == 200
@@ -148,13 +147,7 @@ def stack():
         yield out
     finally:
         for proc in reversed(procs):     # only the processes started here, by PID
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc)
         shutil.rmtree(out, ignore_errors=True)
 
 
@@ -189,9 +182,7 @@ def test_native_throughput_ratios(stack):
 def test_native_unparsable_request_line_gets_json_400(stack, path):
     """nginx refuses these before it has read a Host: still its JSON 400, not a
     connection closed by the names check (found by the NFR suite)."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
+    ctx = unverified_context()
     with socket.create_connection(("127.0.0.1", PORTS["c"]), timeout=10) as raw, \
             ctx.wrap_socket(raw) as tls:
         tls.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")

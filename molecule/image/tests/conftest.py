@@ -15,6 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # the roles' suite's deployment names (molecule/tests/deployment.py), for this
 # directory's checks, which pytest may import before that suite
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "scripts"))     # qemu_vm
 
 
 def pytest_collection_modifyitems(items):

@@ -19,6 +19,7 @@ import time
 import pytest
 import testinfra
 from deployment import EXPORTERS, METRICS_SETTINGS
+from qemu_vm import unverified_context
 
 RUN_DIR = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
@@ -52,9 +53,7 @@ class Answer:
 
 def call(port, path, client=None, sni=None, host="127.0.0.1", method="GET", headers=None):
     """One HTTPS request to instance-2; None if the connection closed unanswered."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
+    ctx = unverified_context()
     if client:
         ctx.load_cert_chain(os.path.join(PKI, f"{client}.pem"), os.path.join(PKI, f"{client}.key"))
     raw = socket.create_connection(("127.0.0.1", port), timeout=20)
