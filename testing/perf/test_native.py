@@ -121,6 +121,13 @@ def render(out):
 
 @pytest.fixture(scope="module")
 def stack():
+    # a server left on one of these ports would answer in place of this
+    # stack's and be measured instead: refuse to start beside one
+    for port in PORTS.values():
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, (
+                f"127.0.0.1:{port} already answers: a server left from another run? "
+                "(end it by its PID)")
     out = tempfile.mkdtemp(prefix="perf-native-")
     os.chmod(out, 0o755)  # noqa: S103 (nginx's workers, www-data, reach the socket in it)
     procs = []
