@@ -155,7 +155,7 @@ def mutants_table(rows):
 def alerts_live_section(runs):
     """The project's rules in a real Prometheus scraping a live host: the
     image's instance-1 (a baked instance, its monitoring source from
-    user-data) and the roles' VM (converged with one)."""
+    user-data)."""
     lines = ["", "## Alerts on a live host (molecule/tests/test_zz_alerts_live.py)", ""]
     if not runs:
         return lines + ["not run"]
