@@ -102,6 +102,15 @@ locals {
     "qemu"       = ["NoCloud", "None"]
     "amazon-ebs" = ["Ec2", "None"]
   }
+  # cloud-init's local stage renders the network from the datasource: the
+  # AMI's network comes from it (per instance); the qcow2's base image turns
+  # cloud-init's network configuration off (systemd-networkd's DHCP), so its
+  # instances skip that stage (instance_boot_local_stage; the role refuses
+  # false where cloud-init still configures the network).
+  cloud_init_local_stage = {
+    "qemu"       = false
+    "amazon-ebs" = true
+  }
   timestamp  = formatdate("YYYYMMDDhhmmss", timestamp())
   image_name = "supermega-api-${local.timestamp}-${var.git_revision}"
 }
@@ -161,7 +170,8 @@ build {
   # The one playbook, exactly as Vagrant and Molecule run it. What differs per
   # source is a parameter: the AMI's clock comes from the Amazon Time Sync
   # Service, which a private subnet reaches too (link-local), not from the
-  # public pool; and each source's cloud-init probes only its own datasource.
+  # public pool; and each source's cloud-init probes only its own datasource
+  # (and runs its local stage only where that stage configures the network).
   provisioner "ansible" {
     playbook_file = "ansible/site.yml"
     groups        = ["api"]
@@ -171,6 +181,7 @@ build {
       jsonencode({
         hardening_time_sync_servers = source.type == "amazon-ebs" ? var.aws_time_sync_servers : []
         instance_boot_datasources   = local.cloud_init_datasources[source.type]
+        instance_boot_local_stage   = local.cloud_init_local_stage[source.type]
       }),
     ]
     ansible_env_vars = [

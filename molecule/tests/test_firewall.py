@@ -95,3 +95,24 @@ def test_a_changed_ufw_file_sends_the_boot_back_to_ufw_init(host):
         fresh = host.check_output(f"{BOOT_RULESET} status")
     assert stale.startswith("stale: ufw's files changed")
     assert fresh == "fresh"
+
+
+MODULES_LOAD = "/etc/modules-load.d/supermega-firewall.conf"
+# The iptables side of netfilter, which ufw's rules (iptables-nft) load and
+# fail2ban's nftables actions do not: every one of these loaded must be listed.
+IPTABLES_MODULE = re.compile(r"^(x_tables|ip6?_tables|ipt_\w+|ip6t_\w+|xt_\w+)$")
+
+
+def test_the_modules_of_ufw_rules_are_loaded_at_the_start_of_the_boot(host):
+    """systemd-modules-load loads the modules ufw's rules use (the firewall
+    role's list), instead of one modprobe at a time inside ufw.service on the
+    path to the network: every listed module is loaded, the unit did not
+    fail on one, and every iptables-side module loaded is on the list."""
+    listed = {line.strip() for line in host.file(MODULES_LOAD).content_string.splitlines()
+              if line.strip() and not line.startswith("#")}
+    loaded = {line.split()[0] for line in host.file("/proc/modules").content_string.splitlines()}
+    # built into the kernel (Ubuntu's may be): no /proc/modules line, a /sys/module directory
+    builtin = {name for name in listed - loaded if host.file(f"/sys/module/{name}").is_directory}
+    assert listed - loaded - builtin == set()
+    assert host.run("systemctl is-active systemd-modules-load").stdout.strip() == "active"
+    assert {name for name in loaded if IPTABLES_MODULE.match(name)} - listed == set()

@@ -173,6 +173,21 @@ def test_each_source_pins_cloud_init_to_its_own_datasource(templates, sources, b
     assert re.search(wired, extra), extra
 
 
+def test_only_the_ami_keeps_cloud_init_local_stage(templates, sources, build):
+    """instance_boot_local_stage per source type: the AMI's network is
+    rendered by cloud-init's local stage (EC2's per-instance configuration), so
+    the AMI keeps it; the qcow2's network comes up without cloud-init, so its
+    instances skip it. A value for every source, wired into the playbook."""
+    (stages,) = [block["cloud_init_local_stage"] for doc in templates.values()
+                 for block in doc.get("locals", []) if "cloud_init_local_stage" in block]
+    assert stages == {"qemu": False, "amazon-ebs": True}
+    assert {name.split(".")[0] for name in sources} == set(stages)
+    (ansible,) = [body for kind, body in provisioners(build) if kind == "ansible"]
+    extra = " ".join(ansible["extra_arguments"])
+    wired = r"instance_boot_local_stage\s*=\s*local\.cloud_init_local_stage\[source\.type\]"
+    assert re.search(wired, extra), extra
+
+
 def test_cloud_init_is_waited_for_first(build):
     kind, body = provisioners(build)[0]
     assert kind == "shell" and body["script"] == "packer/scripts/wait-cloud-init.sh"
