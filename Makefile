@@ -85,7 +85,8 @@ fleet-lint: ## The fleet's CloudFormation template (aws/fleet.yml): cfn-lint + c
 .PHONY: unit
 unit: venv ## The supplied unittest file, then the pytest suite (in-process, local servers, templates)
 	$(BIN)/python testing/testing.py
-	$(BIN)/python -m pytest -q testing packer/tests --ignore=testing/nfr --ignore=testing/perf --ignore=testing/fleet
+	$(BIN)/python -m pytest -q testing packer/tests --ignore=testing/nfr --ignore=testing/perf --ignore=testing/fleet \
+	  --ignore=testing/boot
 
 .PHONY: perf-native
 perf-native: venv ## a, b, c throughput natively: the roles' nginx + gunicorn config on loopback, no VM
@@ -152,6 +153,10 @@ vagrant-destroy: ## `vagrant destroy -f` and stop the libvirt daemons this proje
 fleet-check: venv ## HAProxy on loopback before instances of the baked image: abusive client, rolling replacement, instance lost
 	$(BIN)/python scripts/timed.py fleet_check -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/fleet
 
+.PHONY: boot-alone
+boot-alone: venv ## Boot to healthy with no other VM: instances of the baked image one at a time (2 vCPUs, the fleet's user-data); median at most 30 s
+	$(BIN)/python scripts/timed.py boot_alone -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/boot
+
 .PHONY: vagrant-check
 vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HTTPS from the host, destroy
 	$(BIN)/python scripts/vagrant_check.py
@@ -187,8 +192,9 @@ lane-image:
 	  2>&1 | sed -u 's/^/[image] /'
 
 .PHONY: vm-suites
-vm-suites: venv base-image ## The VM suites: fleet lint, roles + Vagrant | bake, NFR, the image's two instances (checks, mutants), the local fleet
-	$(MAKE) --no-print-directory -k -j2 lane-roles lane-image
+vm-suites: venv base-image ## The VM suites: fleet lint, roles + Vagrant | bake, NFR, the image's two instances (checks, mutants), the local fleet; then boot-alone
+	$(MAKE) --no-print-directory -k -j2 lane-roles lane-image; lanes=$$?; \
+	  $(MAKE) --no-print-directory boot-alone; alone=$$?; exit $$(( lanes || alone ))
 
 .PHONY: report
 report: venv ## Write docs/verification.md (and the README's figures) from build/*.json

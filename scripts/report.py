@@ -119,6 +119,30 @@ def before_boots(baseline):
     return out
 
 
+def boot_alone_section(alone):
+    """build/boot-alone.json (testing/boot): instances booted one at a time, no other VM."""
+    boots = alone.get("boots", [])
+    if not boots:
+        return ["", "Alone (`make boot-alone`): not measured in this run."]
+    first = boots[0]
+    med = alone.get("median_healthy")
+    verdict = ("not reached: a boot failed" if med is None
+               else f"{'held' if med <= alone['bound_seconds'] else 'MISSED'}")
+    out = ["", f"Alone (`make boot-alone`, testing/boot): {len(boots)} instances of the image one "
+           f"after another with no other VM running, each with the fleet's user-data and "
+           f"{first['vcpus']} vCPUs / {first['memory_mib']} MiB (the template's t3.small), "
+           f"under TCG; after healthy, the boot is left to finish and systemd-analyze read. "
+           f"Median boot to healthy: **{med} s** (bound {alone['bound_seconds']} s: {verdict}). "
+           f"Run: {alone.get('run')}.", "",
+           "| Instance | Boot to healthy | Boot to SSH | Host load before | systemd-analyze "
+           "(and the slowest units) | nginx's critical chain |", "|---|---|---|---|---|---|"]
+    for b in boots:
+        chain = "<br>".join(line.strip().replace("└─", "") for line in b["critical_chain"][:9])
+        out.append(f"| {b['instance']} | {b['healthy']} s | {b['ssh']} s | "
+                   f"{b['host_load_before']} | {'<br>'.join(b['analyze'][:7])} | {chain} |")
+    return out
+
+
 def perf_table(perf):
     if not perf.get("a"):
         return ["not measured"]
@@ -310,6 +334,7 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
     if healthy:
         lines += ["", f"Median boot to healthy in this run: {median(healthy)} s (1 vCPU each, "
                   "in CI other VMs may share the two cores)."]
+    lines += boot_alone_section(load("boot-alone.json"))
     lines += before_boots(baseline)
     lines += alerts_live_section(load("alerts-live.json"))
     lines += journal_section(load("journal-upload.json"))
@@ -415,12 +440,21 @@ def readme_block(t, build, native, nfr):
         f"| `packer build` (qcow2) | {fmt(build.get('bake_seconds'))} |",
         f"| instance of the image: boot to HTTPS `/healthz` | "
         f"{', '.join(f'{h} s' for h in healthy) or 'not measured'}"
-        f"{f' (median {median(healthy)} s)' if healthy else ''} |",
+        f"{f' (median {median(healthy)} s)' if healthy else ''}, 1 vCPU, beside other VMs |",
+        f"| the same, alone (2 vCPUs, `make boot-alone`) | {alone_row(load('boot-alone.json'))} |",
         f"| throughput c/b, c/a natively | {native.get('ratios', {}).get('c_over_b', 'n/a')}, "
         f"{native.get('ratios', {}).get('c_over_a', 'n/a')} |",
         f"| throughput c/b in the VM | {perf_vm.get('c_over_b', 'n/a')} |",
         *fleet_rows(load("fleet.json")),
     ])
+
+
+def alone_row(alone):
+    boots = alone.get("boots", [])
+    if not boots:
+        return "not measured"
+    return (f"{', '.join(str(b['healthy']) + ' s' for b in boots)} "
+            f"(median {alone.get('median_healthy', 'n/a')} s; bound {alone['bound_seconds']} s)")
 
 
 def fleet_rows(f):

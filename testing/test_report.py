@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "scripts"))
-from report import fleet_section, replace_block  # noqa: E402
+from report import alone_row, boot_alone_section, fleet_section, replace_block  # noqa: E402
 
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 
@@ -51,3 +51,25 @@ def test_the_fleet_section_draws_one_picture_per_scenario(tmp_path):
 
 def test_no_fleet_run_says_so(tmp_path):
     assert fleet_section({}, str(tmp_path))[-1] == "not run"
+
+
+def alone(healthy, median):
+    return {"bound_seconds": 30, "median_healthy": median, "run": "now",
+            "boots": [{"instance": f"alone-{n}", "vcpus": 2, "memory_mib": 2048, "healthy": h,
+                       "ssh": h + 2, "host_load_before": 0.1, "analyze": ["Startup finished"],
+                       "critical_chain": ["nginx.service +1.4s", "└─supermega-edge-config.service"]}
+                      for n, h in enumerate(healthy, 1)]}
+
+
+@pytest.mark.parametrize("healthy, median, verdict", [([24.0, 26.5, 25.1], 25.1, "held"),
+                                                      ([29.0, 31.0, 30.5], 30.5, "MISSED")])
+def test_the_boot_alone_section_says_whether_the_bound_held(healthy, median, verdict):
+    text = "\n".join(boot_alone_section(alone(healthy, median)))
+    assert f"Median boot to healthy: **{median} s** (bound 30 s: {verdict})" in text
+    assert "| alone-2 |" in text and "supermega-edge-config.service" in text
+    assert alone_row(alone(healthy, median)).endswith(f"(median {median} s; bound 30 s)")
+
+
+def test_no_boot_alone_run_says_so():
+    assert boot_alone_section({})[-1].endswith("not measured in this run.")
+    assert alone_row({}) == "not measured"

@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("suite", ["molecule/tests", "molecule/image/tests", "testing/nfr",
-                                   "testing/fleet"])
+                                   "testing/fleet", "testing/boot"])
 def test_vm_suite_collects(suite):
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
                           "-p", "no:cacheprovider", "-o", "addopts=", "."],

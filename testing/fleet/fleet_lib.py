@@ -64,8 +64,9 @@ class Instance:
     fleet's user-data, its 443 forwarded to a port picked up front (HAProxy's
     configuration names it before the instance exists)."""
 
-    def __init__(self, name, workdir, image, ssh_key, port):
+    def __init__(self, name, workdir, image, ssh_key, port, cpus=1, memory=1024):
         self.name, self.image, self.ssh_key, self.port = name, image, ssh_key, port
+        self.cpus, self.memory = cpus, memory
         self.dir = os.path.join(workdir, name)
         self.state = None
         self.proc = None
@@ -75,7 +76,7 @@ class Instance:
         self.proc = subprocess.Popen(
             [sys.executable, QEMU_VM, "start", "--name", self.name, "--dir", self.dir,
              "--base", self.image, "--ssh-pubkey", self.ssh_key + ".pub",
-             "--memory", "1024", "--cpus", "1", "--timeout", "600",
+             "--memory", str(self.memory), "--cpus", str(self.cpus), "--timeout", "600",
              "--forward", f"https={self.port}:443", "--healthz", "https",
              "--user-data-json", json.dumps(fleet_user_data())],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,0 +1,93 @@
+"""Boot to healthy, an instance alone (`make boot-alone`, after `make image`;
+CI runs it once both VM lanes are done, so no other VM shares the cores).
+
+Each instance of the baked image boots as the fleet boots them: the launch
+template's user-data (aws/fleet.yml) and its instance type's size (t3.small:
+2 vCPUs, 2 GiB), under TCG, with nothing else running. Boot to healthy is
+from starting qemu to the first HTTPS `/healthz` 200 (scripts/qemu_vm.py).
+After it, the boot is left to finish (`systemctl is-system-running --wait`),
+and `systemd-analyze time`, the top of `blame` and nginx's critical chain
+are read on the instance. The instances boot one after another; the median
+of their boot-to-healthy is held to the bound.
+
+A slower or busier machine can only make this fail, never pass: it refuses
+to start beside another VM, and records the host's load average before each
+boot next to the figure (build/boot-alone.json; `make report` shows it).
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fleet"))
+from fleet_lib import ROOT, Instance, free_port  # noqa: E402
+
+IMAGE = os.environ.get("IMAGE", os.path.join(ROOT, "build", "image", "supermega-api.qcow2"))
+RESULTS = os.path.join(ROOT, "build", "boot-alone.json")
+COUNT = int(os.environ.get("BOOT_ALONE_COUNT", "3"))
+CPUS, MEMORY = 2, 2048          # aws/fleet.yml's InstanceType default, t3.small
+BOUND_SECONDS = 30              # issue 18: the median, under TCG, alone
+ANALYZE = ("systemd-analyze time; systemd-analyze blame --no-pager | head -n 8; echo ---; "
+           "systemd-analyze critical-chain --no-pager nginx.service")
+
+
+def other_vms():
+    """qemu processes running on this machine (pid: first words of argv)."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]).startswith(b"qemu-system"):
+            found[int(pid)] = b" ".join(argv[:6]).decode(errors="replace")
+    return found
+
+
+def boot_once(n, work, key):
+    others = other_vms()
+    assert not others, f"not alone: other VMs are running: {others}"
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    instance = Instance(f"alone-{n}", work, IMAGE, key, free_port(), cpus=CPUS, memory=MEMORY)
+    instance.boot()
+    try:
+        state = instance.wait()
+        settled = instance.ssh("timeout 300 systemctl is-system-running --wait")
+        analyze = instance.ssh(ANALYZE)
+    finally:
+        instance.stop()
+    assert analyze.returncode == 0, analyze.stderr
+    analyzed, _, chain = analyze.stdout.partition("---\n")
+    return {"instance": instance.name, "vcpus": CPUS, "memory_mib": MEMORY,
+            "healthy": state["boot_to_healthy_seconds"], "ssh": state["boot_seconds"],
+            "settled": settled.stdout.strip(), "host_load_before": float(load),
+            "analyze": [line.strip() for line in analyzed.splitlines() if line.strip()],
+            "critical_chain": [line.rstrip() for line in chain.splitlines()
+                               if line.strip() and not line.startswith("The time ")]}
+
+
+def test_median_boot_to_healthy_alone_at_most_30_s(tmp_path):
+    assert os.path.isfile(IMAGE), f"{IMAGE} not found: bake it first (make image)"
+    key = str(tmp_path / "ssh_key")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "boot-alone",
+                    "-f", key], check=True)
+    boots = []
+    results = {"bound_seconds": BOUND_SECONDS, "image": IMAGE, "boots": boots,
+               "run": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    try:
+        for n in range(1, COUNT + 1):
+            boots.append(boot_once(n, str(tmp_path), key))
+            # a unit that failed could have made the boot faster: count only whole boots
+            assert boots[-1]["settled"] == "running", boots[-1]
+        results["median_healthy"] = round(statistics.median(b["healthy"] for b in boots), 1)
+    finally:
+        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+        with open(RESULTS, "w") as f:
+            json.dump(results, f, indent=1)
+    assert results["median_healthy"] <= BOUND_SECONDS, boots
