@@ -154,7 +154,7 @@ fleet-check: venv ## HAProxy on loopback before instances of the baked image: ab
 	$(BIN)/python scripts/timed.py fleet_check -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/fleet
 
 .PHONY: boot-alone
-boot-alone: venv ## Boot to healthy with no other VM: instances of the baked image one at a time (2 vCPUs, the fleet's user-data); median at most 30 s
+boot-alone: venv ## Boot to healthy with no other VM: instances of the baked image one at a time (2 vCPUs, the fleet's user-data); median at most 40 s
 	$(BIN)/python scripts/timed.py boot_alone -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/boot
 
 .PHONY: vagrant-check

@@ -90,7 +90,8 @@ def test_cloud_init_ran_for_this_instance(instances):
 
 def test_the_boot_took_the_fast_paths(instances):
     """docs/decisions.md 14: ufw's rules from the kept ruleset (not ufw-init),
-    cloud-init on the one datasource the image is for, nothing of e2scrub."""
+    cloud-init on the one datasource the image is for and without its local
+    stage, nothing of e2scrub."""
     for h in instances.values():
         ufw = h.check_output("sudo journalctl -b --no-pager -q -u ufw.service")
         assert "loaded from the ruleset kept" in ufw, ufw
@@ -98,6 +99,9 @@ def test_the_boot_took_the_fast_paths(instances):
         datasources = h.check_output("sudo cat /run/cloud-init/ds-identify.log")
         assert re.search(r"^DSLIST=NoCloud None$", datasources, re.MULTILINE), datasources
         assert h.check_output("systemctl is-enabled e2scrub_reap.service || true") == "masked"
+        # the qcow2's network comes up without cloud-init: no local stage
+        # (instance_boot_local_stage false), the datasource found by the network stage
+        assert h.check_output("systemctl is-enabled cloud-init-local.service || true") == "masked"
         # only the modules an instance uses ran (the log names each module it runs)
         log = h.check_output("sudo cat /var/log/cloud-init.log")
         ran = {m.replace("-", "_") for m in re.findall(r"Running module (\S+) ", log)}
