@@ -6,7 +6,10 @@ or a dev-sec control that is neither covered nor waived.
 """
 
 import glob
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -101,3 +104,40 @@ def test_every_devsec_control_is_covered_or_waived():
                 | {"sysctl-31a", "sysctl-31b"}
                 | {f"sshd-{i:02d}" for i in range(1, 49) if i != 26})
     assert covered | waived == expected, sorted(expected ^ (covered | waived))
+
+
+LOCAL_STAGE_PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: true
+  gather_subset: [min]
+  tasks:
+    - ansible.builtin.include_role:
+        name: instance_boot
+        tasks_from: preflight
+"""
+
+
+@pytest.mark.parametrize("cfg, refused", [("network: {config: disabled}\n", False),
+                                          ("datasource_list: [NoCloud, None]\n", True)])
+def test_dropping_cloud_init_local_stage_is_refused_where_it_configures_the_network(
+        tmp_path, cfg, refused):
+    """instance_boot_local_stage false masks the stage that renders the
+    network from the datasource: the preflight refuses it, naming the
+    variable, unless cloud-init's network configuration is turned off."""
+    (tmp_path / "cloud.cfg.d").mkdir()
+    (tmp_path / "cloud.cfg.d" / "90-base.cfg").write_text(cfg)
+    play = tmp_path / "play.yml"
+    play.write_text(LOCAL_STAGE_PLAY)
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=os.path.join(ROOT, "ansible/roles"),
+               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
+    out = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(play),
+         "-e", json.dumps({"instance_boot_local_stage": False,
+                           "instance_boot_cloud_dir": str(tmp_path)})],
+        capture_output=True, text=True, env=env, timeout=300)
+    if refused:
+        assert out.returncode != 0, out.stdout[-3000:]
+        assert "instance_boot_local_stage is false" in out.stdout, out.stdout[-3000:]
+    else:
+        assert out.returncode == 0, out.stdout[-3000:]
