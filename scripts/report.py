@@ -127,7 +127,7 @@ def boot_alone_section(alone):
     first = boots[0]
     med = alone.get("median_healthy")
     verdict = ("not reached: a boot failed" if med is None
-               else f"{'held' if med <= alone['bound_seconds'] else 'MISSED'}")
+               else "held" if med <= alone["bound_seconds"] else "MISSED")
     out = ["", f"Alone (`make boot-alone`, testing/boot): {len(boots)} instances of the image one "
            f"after another with no other VM running, each with the fleet's user-data and "
            f"{first['vcpus']} vCPUs / {first['memory_mib']} MiB (the template's t3.small), "

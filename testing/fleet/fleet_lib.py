@@ -59,6 +59,14 @@ def fleet_user_data():
     return user_data(load(), {"ServerName": SERVER_NAME, "VpcCidr": LB_PEER, "MonitoringCidr": ""})
 
 
+def make_ssh_key(work, comment):
+    """A throwaway ed25519 key pair for this run's instances; returns its path."""
+    key = os.path.join(work, "ssh_key")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key],
+                   check=True)
+    return key
+
+
 class Instance:
     """One instance of the baked image, booted by scripts/qemu_vm.py with the
     fleet's user-data, its 443 forwarded to a port picked up front (HAProxy's
@@ -96,6 +104,12 @@ class Instance:
              "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20",
              f"{s['user']}@127.0.0.1", command],
             capture_output=True, text=True, timeout=120)
+
+    def settle(self, seconds=100):
+        """Wait (bounded, on the instance) until its boot is done; systemd's
+        state then ("running", "degraded", ...), or what ssh said."""
+        out = self.ssh(f"timeout {seconds} systemctl is-system-running --wait")
+        return out.stdout.strip() or out.stderr.strip()
 
     def kill(self):
         """SIGKILL qemu: the instance is gone at once, as a lost host is."""

@@ -20,7 +20,6 @@ build/fleet.json; `make report` draws one picture per scenario from it.
 
 import json
 import os
-import subprocess
 import time
 
 import pytest
@@ -34,6 +33,7 @@ from fleet_lib import (
     failures,
     fleet_user_data,
     free_port,
+    make_ssh_key,
     per_second,
 )
 
@@ -54,9 +54,7 @@ def save():
 class Fleet:
     def __init__(self, work):
         assert os.path.isfile(IMAGE), f"{IMAGE} not found: bake it first (make image)"
-        self.key = os.path.join(work, "ssh_key")
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet-check",
-                        "-f", self.key], check=True)
+        self.key = make_ssh_key(work, "fleet-check")
         ports = {f"s{n}": free_port() for n in (1, 2, 3, 4)}
         self.instances = {name: Instance(f"fleet-{name}", work, IMAGE, self.key, port)
                           for name, port in ports.items()}
@@ -103,10 +101,9 @@ def fleet(tmp_path_factory):
         # traffic in it, as an ALB would): so it starts once the boot is done.
         settled = {}
         for name in ("s1", "s2"):
-            out = fleet.instances[name].ssh("timeout 100 systemctl is-system-running --wait")
-            settled[name] = {"state": out.stdout.strip(),
+            settled[name] = {"state": fleet.instances[name].settle(100),
                              "after_seconds": round(time.monotonic() - started, 1)}
-            assert settled[name]["state"] in ("running", "degraded"), (name, out)
+            assert settled[name]["state"] in ("running", "degraded"), (name, settled[name])
         results["boot"]["settled"] = settled
         yield fleet
     finally:
