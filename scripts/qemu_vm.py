@@ -104,7 +104,9 @@ def wait_for_boot(console, started, deadline, proc_alive, healthz_port=None):
                 pass
         if booted and (healthy is not None or not healthz_port):
             return healthy
-        time.sleep(0.5)
+        # /healthz is asked every 0.1 s until it answers: the figure is then
+        # late by 0.05 s on average (0.25 s at the console's 0.5 s)
+        time.sleep(0.1 if healthz_port and healthy is None else 0.5)
     raise SystemExit(f"qemu_vm: the boot did not finish before the timeout (see {console})"
                      + (" and /healthz never answered 200" if healthz_port and healthy is None
                         else ""))

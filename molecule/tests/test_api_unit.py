@@ -27,6 +27,22 @@ def test_service_properties(host, name, expected):
     assert unit_property(host, f"{API}.service", name) == expected
 
 
+@pytest.mark.parametrize("unit", ["service", "socket"])
+def test_start_is_not_ordered_behind_cloud_init(host, unit):
+    """gunicorn needs nothing of cloud-init (no network, no user-data): its
+    socket and service are not behind sysinit.target, which an instance's
+    cloud-init network stage holds back (docs/decisions.md 14), but keep what
+    that target gave them: file systems, tmpfiles, sysctls, audit's rules."""
+    name = f"{API}.{unit}"
+    after = set(unit_property(host, name, "After").split())
+    assert not {"sysinit.target", "basic.target"} & after, after
+    everything_before = host.check_output(f"systemctl list-dependencies --after --plain {name}")
+    assert "cloud-init.service" not in everything_before, everything_before
+    assert {"local-fs.target", "systemd-tmpfiles-setup.service"} <= after, after
+    if unit == "service":
+        assert {"systemd-sysctl.service", "auditd.service"} <= after, after
+
+
 def test_socket_triggers_service(host):
     assert unit_property(host, f"{API}.socket", "Triggers") == f"{API}.service"
     assert unit_property(host, f"{API}.service", "ExecReload").find("HUP") > 0

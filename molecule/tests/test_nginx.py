@@ -56,6 +56,13 @@ def test_nginx_runs_sandboxed(host, name, expected):
     assert host.service("nginx").systemd_properties.get(name) == expected
 
 
+def test_nginx_starts_with_one_load_of_its_configuration(host):
+    """No `nginx -t` before the start (Debian's ExecStartPre): nginx refuses
+    a broken configuration by itself (the start fails, and the unit with
+    it), and the second load was on the boot's path."""
+    assert host.service("nginx").systemd_properties.get("ExecStartPre", "") == ""
+
+
 def test_nginx_systemd_exposure_at_most_2_8(host):
     out = host.check_output("systemd-analyze security --no-pager nginx.service")
     score = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))

@@ -188,6 +188,21 @@ def test_only_the_ami_keeps_cloud_init_local_stage(templates, sources, build):
     assert re.search(wired, extra), extra
 
 
+def test_only_the_qcow2_keeps_just_its_own_disk_drivers_in_the_initramfs(templates, sources, build):
+    """instance_boot_initramfs_modules per source type: the qcow2's instances
+    boot on the build's virtio disk, so its initramfs holds only those drivers
+    (dep); an AMI's instance type may change (Xen or Nitro), so it keeps most,
+    which boots anywhere. A value for every source, wired into the playbook."""
+    (modules,) = [block["initramfs_modules"] for doc in templates.values()
+                  for block in doc.get("locals", []) if "initramfs_modules" in block]
+    assert modules == {"qemu": "dep", "amazon-ebs": "most"}
+    assert {name.split(".")[0] for name in sources} == set(modules)
+    (ansible,) = [body for kind, body in provisioners(build) if kind == "ansible"]
+    extra = " ".join(ansible["extra_arguments"])
+    wired = r"instance_boot_initramfs_modules\s*=\s*local\.initramfs_modules\[source\.type\]"
+    assert re.search(wired, extra), extra
+
+
 def test_cloud_init_is_waited_for_first(build):
     kind, body = provisioners(build)[0]
     assert kind == "shell" and body["script"] == "packer/scripts/wait-cloud-init.sh"
