@@ -160,17 +160,26 @@ def test_one_playbook_for_every_source_with_the_ec2_time_source(build, variables
     assert variables["aws_time_sync_servers"]["default"] == ["169.254.169.123"]
 
 
+def per_source(templates, sources, build, local, variable):
+    """The map `locals.LOCAL` gives per source type, after checking it names
+    every source the build has and is passed to the playbook as VARIABLE,
+    picked by the building source's type."""
+    (values,) = [block[local] for doc in templates.values()
+                 for block in doc.get("locals", []) if local in block]
+    assert {name.split(".")[0] for name in sources} == set(values)
+    (ansible,) = [body for kind, body in provisioners(build) if kind == "ansible"]
+    extra = " ".join(ansible["extra_arguments"])
+    wired = rf"{variable}\s*=\s*local\.{local}\[source\.type\]"
+    assert re.search(wired, extra), extra
+    return values
+
+
 def test_each_source_pins_cloud_init_to_its_own_datasource(templates, sources, build):
     """instance_boot_datasources per source type: NoCloud for the qcow2, Ec2 for
     the AMI, and a list for every source the build has."""
-    (datasources,) = [block["cloud_init_datasources"] for doc in templates.values()
-                      for block in doc.get("locals", []) if "cloud_init_datasources" in block]
+    datasources = per_source(templates, sources, build, "cloud_init_datasources",
+                             "instance_boot_datasources")
     assert datasources == {"qemu": ["NoCloud", "None"], "amazon-ebs": ["Ec2", "None"]}
-    assert {name.split(".")[0] for name in sources} == set(datasources)
-    (ansible,) = [body for kind, body in provisioners(build) if kind == "ansible"]
-    extra = " ".join(ansible["extra_arguments"])
-    wired = r"instance_boot_datasources\s*=\s*local\.cloud_init_datasources\[source\.type\]"
-    assert re.search(wired, extra), extra
 
 
 def test_only_the_ami_keeps_cloud_init_local_stage(templates, sources, build):
@@ -178,14 +187,9 @@ def test_only_the_ami_keeps_cloud_init_local_stage(templates, sources, build):
     rendered by cloud-init's local stage (EC2's per-instance configuration), so
     the AMI keeps it; the qcow2's network comes up without cloud-init, so its
     instances skip it. A value for every source, wired into the playbook."""
-    (stages,) = [block["cloud_init_local_stage"] for doc in templates.values()
-                 for block in doc.get("locals", []) if "cloud_init_local_stage" in block]
+    stages = per_source(templates, sources, build, "cloud_init_local_stage",
+                        "instance_boot_local_stage")
     assert stages == {"qemu": False, "amazon-ebs": True}
-    assert {name.split(".")[0] for name in sources} == set(stages)
-    (ansible,) = [body for kind, body in provisioners(build) if kind == "ansible"]
-    extra = " ".join(ansible["extra_arguments"])
-    wired = r"instance_boot_local_stage\s*=\s*local\.cloud_init_local_stage\[source\.type\]"
-    assert re.search(wired, extra), extra
 
 
 def test_only_the_qcow2_keeps_just_its_own_disk_drivers_in_the_initramfs(templates, sources, build):
@@ -193,14 +197,9 @@ def test_only_the_qcow2_keeps_just_its_own_disk_drivers_in_the_initramfs(templat
     boot on the build's virtio disk, so its initramfs holds only those drivers
     (dep); an AMI's instance type may change (Xen or Nitro), so it keeps most,
     which boots anywhere. A value for every source, wired into the playbook."""
-    (modules,) = [block["initramfs_modules"] for doc in templates.values()
-                  for block in doc.get("locals", []) if "initramfs_modules" in block]
+    modules = per_source(templates, sources, build, "initramfs_modules",
+                         "instance_boot_initramfs_modules")
     assert modules == {"qemu": "dep", "amazon-ebs": "most"}
-    assert {name.split(".")[0] for name in sources} == set(modules)
-    (ansible,) = [body for kind, body in provisioners(build) if kind == "ansible"]
-    extra = " ".join(ansible["extra_arguments"])
-    wired = r"instance_boot_initramfs_modules\s*=\s*local\.initramfs_modules\[source\.type\]"
-    assert re.search(wired, extra), extra
 
 
 def test_cloud_init_is_waited_for_first(build):
