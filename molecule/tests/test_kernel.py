@@ -28,7 +28,7 @@ def test_sysctl_survives_reboot_via_config_file(host):
 
 
 @pytest.mark.parametrize("module", ["cramfs", "freevxfs", "jffs2", "hfs", "hfsplus", "udf",
-                                    "dccp", "sctp", "rds", "tipc"])
+                                    "dccp", "sctp", "rds", "tipc", "kvm", "kvm_amd", "kvm_intel"])
 def test_unused_module_cannot_load(host, module):
     out = host.run(f"modprobe -n -v {module}")
     assert "install /bin/false" in out.stdout or "not found" in out.stderr, out

@@ -10,9 +10,15 @@ import os
 import re
 
 import pytest
+import yaml
 from image_fixtures import build_identity, instances, inventory  # noqa: F401 (fixtures)
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+ROLE_DEFAULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                             "ansible", "roles", "instance_boot", "defaults", "main.yml")
+with open(ROLE_DEFAULTS) as f:
+    ROLE = yaml.safe_load(f)
+DEFERRED_UNITS = ROLE["instance_boot_deferred_units"]
 pytestmark = pytest.mark.skipif(not INVENTORY, reason="run by molecule test -s image")
 
 
@@ -91,14 +97,26 @@ def test_cloud_init_ran_for_this_instance(instances):
 def test_the_boot_took_the_fast_paths(instances):
     """docs/decisions.md 14: ufw's rules from the kept ruleset (not ufw-init),
     cloud-init on the one datasource the image is for and without its local
-    stage, nothing of e2scrub."""
+    stage, nothing of e2scrub, binfmt_misc, KVM or the generators that find
+    nothing here, the work off the API's path after it."""
     for h in instances.values():
         ufw = h.check_output("sudo journalctl -b --no-pager -q -u ufw.service")
         assert "loaded from the ruleset kept" in ufw, ufw
         assert h.check_output("cloud-init query platform") == "nocloud"
         datasources = h.check_output("sudo cat /run/cloud-init/ds-identify.log")
         assert re.search(r"^DSLIST=NoCloud None$", datasources, re.MULTILINE), datasources
-        assert h.check_output("systemctl is-enabled e2scrub_reap.service || true") == "masked"
+        for unit in ROLE["instance_boot_masked_units"]:
+            assert h.check_output(f"systemctl is-enabled {unit} || true") == "masked", unit
+        # the generators that find nothing here do not run (a link to /dev/null)
+        for generator in ROLE["instance_boot_masked_generators"]:
+            link = h.check_output(f"readlink /etc/systemd/system-generators/{generator} || true")
+            assert link == "/dev/null", (generator, link)
+        # KVM is refused (hardening): the emulated CPU offers virtualisation,
+        # so udev would have loaded it at boot
+        flags = h.check_output("grep -m1 '^flags' /proc/cpuinfo")
+        assert re.search(r"\b(svm|vmx)\b", flags), f"no svm/vmx: the check proves nothing: {flags}"
+        modules = h.check_output("cut -d' ' -f1 /proc/modules").split()
+        assert not {"kvm", "kvm_amd", "kvm_intel"} & set(modules), modules
         # the qcow2's network comes up without cloud-init: no local stage
         # (instance_boot_local_stage false), the datasource found by the network stage
         assert h.check_output("systemctl is-enabled cloud-init-local.service || true") == "masked"
@@ -118,12 +136,18 @@ def test_the_boot_took_the_fast_paths(instances):
         needed = {"users_groups", "ssh", "write_files"}
         assert needed <= ran, ran
         assert not {"grub_dpkg", "apt_configure", "package_update_upgrade_install"} & ran, ran
-        # and cloud-init's config and final stages, and the scrape settings (so
-        # the exporters), waited until the API served
-        for unit in ("cloud-config.service", "cloud-final.service",
-                     "supermega-metrics-config.service"):
-            after = h.check_output(f"systemctl show -p After --value {unit}").split()
-            assert {"supermega-api.service", "nginx.service"} <= set(after), (unit, after)
+        # and the boot work off the API's path (the role's list: cloud-init's
+        # config and final stages, the scrape settings, the login services)
+        # waited until the API served, ordered only: none is bound to the API,
+        # so SSH still comes up on an instance whose nginx refuses its settings
+        for unit in DEFERRED_UNITS:
+            deps = h.check_output(f"systemctl show -p After -p Requires -p Requisite -p BindsTo "
+                                  f"{unit}")
+            props = dict(line.split("=", 1) for line in deps.splitlines())
+            assert {"supermega-api.service", "nginx.service"} <= set(props["After"].split()), (
+                unit, props)
+            bound = " ".join(props[k] for k in ("Requires", "Requisite", "BindsTo"))
+            assert "nginx" not in bound and "supermega-api" not in bound, (unit, props)
 
 
 def test_no_configuration_ran_at_boot(instances):
