@@ -193,8 +193,8 @@ lane-image:
 
 .PHONY: vm-suites
 vm-suites: venv base-image ## The VM suites: fleet lint, roles + Vagrant | bake, NFR, the image's two instances (checks, mutants), the local fleet; then boot-alone
-	$(MAKE) --no-print-directory -k -j2 lane-roles lane-image; lanes=$$?; \
-	  $(MAKE) --no-print-directory boot-alone; alone=$$?; exit $$(( lanes || alone ))
+	lanes=0; $(MAKE) --no-print-directory -k -j2 lane-roles lane-image || lanes=$$?; \
+	  alone=0; $(MAKE) --no-print-directory boot-alone || alone=$$?; exit $$(( lanes || alone ))
 
 .PHONY: report
 report: venv ## Write docs/verification.md (and the README's figures) from build/*.json
