@@ -118,6 +118,18 @@ LOCAL_STAGE_PLAY = """
 """
 
 
+def run_instance_boot_preflight(tmp_path, extra_vars):
+    """instance_boot's preflight on this machine, with extra_vars."""
+    play = tmp_path / "play.yml"
+    play.write_text(LOCAL_STAGE_PLAY)
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=os.path.join(ROOT, "ansible/roles"),
+               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
+    return subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(play),
+         "-e", json.dumps(extra_vars)],
+        capture_output=True, text=True, env=env, timeout=300)
+
+
 @pytest.mark.parametrize("cfg, refused", [("network: {config: disabled}\n", False),
                                           ("datasource_list: [NoCloud, None]\n", True)])
 def test_dropping_cloud_init_local_stage_is_refused_where_it_configures_the_network(
@@ -127,15 +139,8 @@ def test_dropping_cloud_init_local_stage_is_refused_where_it_configures_the_netw
     variable, unless cloud-init's network configuration is turned off."""
     (tmp_path / "cloud.cfg.d").mkdir()
     (tmp_path / "cloud.cfg.d" / "90-base.cfg").write_text(cfg)
-    play = tmp_path / "play.yml"
-    play.write_text(LOCAL_STAGE_PLAY)
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=os.path.join(ROOT, "ansible/roles"),
-               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
-    out = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(play),
-         "-e", json.dumps({"instance_boot_local_stage": False,
-                           "instance_boot_cloud_dir": str(tmp_path)})],
-        capture_output=True, text=True, env=env, timeout=300)
+    out = run_instance_boot_preflight(tmp_path, {"instance_boot_local_stage": False,
+                                                 "instance_boot_cloud_dir": str(tmp_path)})
     if refused:
         assert out.returncode != 0, out.stdout[-3000:]
         assert "instance_boot_local_stage is false" in out.stdout, out.stdout[-3000:]
@@ -146,15 +151,9 @@ def test_dropping_cloud_init_local_stage_is_refused_where_it_configures_the_netw
 def test_a_unit_both_serving_and_deferred_is_refused(tmp_path):
     """Deferring a unit on the API's path would order it after itself: the
     preflight refuses it, naming both variables and the unit."""
-    play = tmp_path / "play.yml"
-    play.write_text(LOCAL_STAGE_PLAY)
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=os.path.join(ROOT, "ansible/roles"),
-               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
-    out = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(play),
-         "-e", json.dumps({"instance_boot_serving_units": ["nginx.service"],
-                           "instance_boot_deferred_units": ["fail2ban.service", "nginx.service"]})],
-        capture_output=True, text=True, env=env, timeout=300)
+    out = run_instance_boot_preflight(tmp_path, {
+        "instance_boot_serving_units": ["nginx.service"],
+        "instance_boot_deferred_units": ["fail2ban.service", "nginx.service"]})
     assert out.returncode != 0, out.stdout[-3000:]
     assert "instance_boot_deferred_units and instance_boot_serving_units both name" in out.stdout
     assert "nginx.service" in out.stdout, out.stdout[-3000:]
