@@ -18,7 +18,6 @@ ROLE_DEFAULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "
                              "ansible", "roles", "instance_boot", "defaults", "main.yml")
 with open(ROLE_DEFAULTS) as f:
     ROLE = yaml.safe_load(f)
-DEFERRED_UNITS = ROLE["instance_boot_deferred_units"]
 pytestmark = pytest.mark.skipif(not INVENTORY, reason="run by molecule test -s image")
 
 
@@ -140,7 +139,7 @@ def test_the_boot_took_the_fast_paths(instances):
         # config and final stages, the scrape settings, the login services)
         # waited until the API served, ordered only: none is bound to the API,
         # so SSH still comes up on an instance whose nginx refuses its settings
-        for unit in DEFERRED_UNITS:
+        for unit in ROLE["instance_boot_deferred_units"]:
             deps = h.check_output(f"systemctl show -p After -p Requires -p Requisite -p BindsTo "
                                   f"{unit}")
             props = dict(line.split("=", 1) for line in deps.splitlines())
