@@ -10,8 +10,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-PY_SOURCES := app testing scripts molecule packer ansible/roles/api/files \
-              ansible/roles/nginx/files/supermega-edge-config
+# Every program in the repository is linted: the Python ones by ruff (the
+# programs the roles install have no .py suffix: ruff.toml names them), the
+# shell ones by shellcheck.
+PY_SOURCES := app harness testing ansible/roles/api/files \
+              ansible/roles/nginx/files/supermega-edge-config \
+              ansible/roles/metrics/files/supermega-metrics-config
+SH_SOURCES := .ci/run tools/*.sh packer/*.sh packer/scripts/*.sh packer/base-image/build.sh \
+              ansible/roles/firewall/files/supermega-firewall-boot
 
 # Virtual machines: kvm where it works (a laptop), tcg (software emulation)
 # where it does not (this project's CI machines). One setting for Molecule,
@@ -31,7 +37,7 @@ ifeq ($(ANSIBLE_MITOGEN),1)
 export ANSIBLE_STRATEGY_PLUGINS = $(MITOGEN_STRATEGIES)
 export ANSIBLE_STRATEGY = $(if $(MITOGEN_STRATEGIES),mitogen_linear,linear)
 endif
-# Every stage records its duration here (scripts/timings.py).
+# Every stage records its duration here (harness/timings.py).
 export STAGE_TIMINGS ?= $(CURDIR)/build/timings.json
 
 .PHONY: help
@@ -40,16 +46,17 @@ help: ## List every target with what it does
 
 .PHONY: deps
 deps: ## Install the controller's system packages (apt, needs root)
-	bash scripts/install-host-deps.sh
+	bash tools/install-host-deps.sh
 
-$(BIN)/activate: requirements-dev.lock requirements.lock
+$(BIN)/activate: requirements-dev.lock requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
 
 .PHONY: venv
-venv: $(BIN)/activate ## Create the project venv (.venv) from requirements-dev.lock
+venv: $(BIN)/activate ## Create the project venv (.venv): requirements-dev.lock, and the app and harness importable
 
 .PHONY: lock
 lock: venv ## Re-resolve requirements*.txt into the lock files (hash-locked runtime set)
@@ -63,30 +70,30 @@ run: venv ## Run the app as supplied: Flask's server on 0.0.0.0:5000 (debug off)
 	$(BIN)/python app/app.py
 
 .PHONY: lint
-lint: venv ## Static checks: ruff, yamllint, ansible-lint, role docs (aar-doc), alert rules (promtool check + test), mtail, packer, vagrant
+lint: venv ## Static checks: ruff, shellcheck, yamllint, ansible-lint, role docs (aar-doc), alert rules (promtool), mtail, packer, vagrant
 	$(BIN)/ruff check $(PY_SOURCES)
+	shellcheck --severity=style $(SH_SOURCES)
 	$(BIN)/yamllint --strict .
 	promtool check rules monitoring/prometheus/alerts.yml
 	cd monitoring/prometheus && promtool test rules tests/alerts_test.yml
 	mtail --compile_only --port 0 --progs ansible/roles/metrics/files/api.mtail --stderrthreshold=ERROR
 	$(BIN)/ansible-lint --profile production --strict ansible/ molecule/
-	bash scripts/role-docs.sh --check
+	bash tools/role-docs.sh --check
 	bash packer/validate.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" vagrant validate
 
 .PHONY: role-docs
 role-docs: venv ## Regenerate the roles' README variable tables from meta/argument_specs.yml (aar-doc)
-	bash scripts/role-docs.sh
+	bash tools/role-docs.sh
 
 .PHONY: fleet-lint
 fleet-lint: ## The fleet's CloudFormation template (aws/fleet.yml): cfn-lint + checkov (own venv, PyPI), zero findings; its mutants caught
-	bash scripts/fleet-lint.sh
+	bash tools/fleet-lint.sh
 
 .PHONY: unit
-unit: venv ## The supplied unittest file, then the pytest suite (in-process, local servers, templates)
+unit: venv ## The supplied unittest file, then the unit tests (app, role programs, harness) and the static checks (roles, templates, Packer, the fleet template)
 	$(BIN)/python testing/testing.py
-	$(BIN)/python -m pytest -q testing packer/tests --ignore=testing/nfr --ignore=testing/perf --ignore=testing/fleet \
-	  --ignore=testing/boot
+	$(BIN)/python -m pytest -q testing/unit testing/static
 
 .PHONY: perf-native
 perf-native: venv ## a, b, c throughput natively: the roles' nginx + gunicorn config on loopback, no VM
@@ -98,7 +105,7 @@ base-image: ## Build (or reuse) the local Debian 12 base qcow2 (root, loop devic
 
 .PHONY: molecule-test
 molecule-test: venv ## molecule test -s SCENARIO: default (the roles), image (baked instances), nfr
-	$(BIN)/python scripts/timed.py molecule_$(SCENARIO) -- $(BIN)/molecule test -s $(SCENARIO)
+	$(BIN)/python -m harness.timed molecule_$(SCENARIO) -- $(BIN)/molecule test -s $(SCENARIO)
 
 .PHONY: molecule-converge
 molecule-converge: venv ## Boot the scenario's VM (if needed) and converge it (default)
@@ -118,7 +125,7 @@ molecule-destroy: venv ## Stop the scenario's VMs and delete their disks
 
 .PHONY: image
 image: venv ## Bake the local qemu image with Packer (build/image/supermega-api.qcow2)
-	$(BIN)/python scripts/timed.py image -- bash packer/build-local.sh
+	$(BIN)/python -m harness.timed image -- bash packer/build-local.sh
 
 .PHONY: image-verify
 image-verify: venv ## = molecule test -s image: two baked instances: Testinfra, image checks, mutants
@@ -126,7 +133,7 @@ image-verify: venv ## = molecule test -s image: two baked instances: Testinfra, 
 
 .PHONY: mutants
 mutants: venv ## The mutation check alone: remove each protection on an instance, its test must fail
-	PYTEST_ADDOPTS="-k mutants" $(BIN)/python scripts/timed.py mutants -- $(BIN)/molecule test -s image
+	PYTEST_ADDOPTS="-k mutants" $(BIN)/python -m harness.timed mutants -- $(BIN)/molecule test -s image
 
 .PHONY: verify
 verify: venv ## = molecule test -s nfr: the NFR suite on an instance of the image (perf, load, faults, bad input, TLS, network)
@@ -137,29 +144,29 @@ up: deps vagrant-up ## Bring the service up: the whole stack in a local VM (http
 
 .PHONY: vagrant-box
 vagrant-box: ## Make the local libvirt box (from the base image) and its NoCloud seed
-	bash scripts/vagrant-local.sh box
+	bash tools/vagrant-local.sh box
 
 .PHONY: vagrant-up
 vagrant-up: venv vagrant-box ## `vagrant up` here: libvirt, TCG, loopback-only ports (8443, 8080)
-	bash scripts/vagrant-local.sh daemons
-	eval "$$(bash scripts/vagrant-local.sh env)" && vagrant up --provider=libvirt
+	bash tools/vagrant-local.sh daemons
+	eval "$$(bash tools/vagrant-local.sh env)" && vagrant up --provider=libvirt
 
 .PHONY: vagrant-destroy
 vagrant-destroy: ## `vagrant destroy -f` and stop the libvirt daemons this project started
-	eval "$$(bash scripts/vagrant-local.sh env)" && vagrant destroy -f
-	bash scripts/vagrant-local.sh stop-daemons
+	eval "$$(bash tools/vagrant-local.sh env)" && vagrant destroy -f
+	bash tools/vagrant-local.sh stop-daemons
 
 .PHONY: fleet-check
 fleet-check: venv ## HAProxy on loopback before instances of the baked image: abusive client, rolling replacement, instance lost
-	$(BIN)/python scripts/timed.py fleet_check -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/fleet
+	$(BIN)/python -m harness.timed fleet_check -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/fleet
 
 .PHONY: boot-alone
 boot-alone: venv ## Boot to healthy with no other VM: instances of the baked image one at a time (2 vCPUs, the fleet's user-data); median at most 40 s
-	$(BIN)/python scripts/timed.py boot_alone -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/boot
+	$(BIN)/python -m harness.timed boot_alone -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/boot
 
 .PHONY: vagrant-check
 vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HTTPS from the host, destroy
-	$(BIN)/python scripts/vagrant_check.py
+	$(BIN)/python -m harness.vagrant_check
 
 # The VM suites, two lanes of one VM at a time but for the image scenario's
 # two instances (an emulated guest keeps a core busy, and guests whose vCPUs
@@ -179,13 +186,13 @@ vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HT
 # Figures: docs/verification.md; why this order: docs/decisions.md.
 .PHONY: lane-roles lane-image
 lane-roles:
-	$(BIN)/python scripts/timed.py lane_roles -- bash -c '$(BIN)/python scripts/timed.py \
+	$(BIN)/python -m harness.timed lane_roles -- bash -c '$(BIN)/python -m harness.timed \
 	  fleet_lint -- $(MAKE) --no-print-directory fleet-lint; fleet=$$?; \
 	  $(MAKE) --no-print-directory molecule-test SCENARIO=default \
 	  && $(MAKE) --no-print-directory vagrant-check && exit $$fleet' \
 	  2>&1 | sed -u 's/^/[roles] /'
 lane-image:
-	$(BIN)/python scripts/timed.py lane_image -- bash -c '$(MAKE) --no-print-directory image \
+	$(BIN)/python -m harness.timed lane_image -- bash -c '$(MAKE) --no-print-directory image \
 	  && { $(MAKE) --no-print-directory verify; nfr=$$?; \
 	       $(MAKE) --no-print-directory image-verify; image=$$?; \
 	       $(MAKE) --no-print-directory fleet-check && exit $$(( nfr || image )); }' \
@@ -198,11 +205,11 @@ vm-suites: venv base-image ## The VM suites: fleet lint, roles + Vagrant | bake,
 
 .PHONY: report
 report: venv ## Write docs/verification.md (and the README's figures) from build/*.json
-	$(BIN)/python scripts/report.py
+	$(BIN)/python -m harness.report
 
 .PHONY: test
 test: venv ## Everything CI runs: lint, unit tests, native performance, then the VM suites
-	$(BIN)/python scripts/timed.py lint -- $(MAKE) --no-print-directory lint
-	$(BIN)/python scripts/timed.py unit -- $(MAKE) --no-print-directory unit
-	$(BIN)/python scripts/timed.py perf_native -- $(MAKE) --no-print-directory perf-native
+	$(BIN)/python -m harness.timed lint -- $(MAKE) --no-print-directory lint
+	$(BIN)/python -m harness.timed unit -- $(MAKE) --no-print-directory unit
+	$(BIN)/python -m harness.timed perf_native -- $(MAKE) --no-print-directory perf-native
 	$(MAKE) --no-print-directory vm-suites

@@ -8,7 +8,7 @@
 # Both run the one playbook (ansible/site.yml), then the one seal script
 # (scripts/seal.sh) so every instance gets its own identity; what differs per
 # source is a parameter (source.type), checked statically by
-# packer/tests/test_templates.py. Build with `make image` (qemu, here) or see
+# testing/static/test_packer.py. Build with `make image` (qemu, here) or see
 # README.md "Build the AMI". Paths are relative to the repository root.
 
 variable "git_revision" {

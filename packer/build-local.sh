@@ -41,11 +41,11 @@ rm -rf "$out" "$seed" "$build/packer-src" "$build"/image-*.txt "$build"/image-bu
   "$build/packer-manifest.json"
 
 # A key and a NoCloud seed for this build only (the one seed writer,
-# scripts/qemu_vm.py): the build user they create is removed when the image
+# harness/vm.py): the build user they create is removed when the image
 # is sealed, and the key is never used again.
 mkdir -p "$seed"
 ssh-keygen -q -t ed25519 -N '' -C "packer-build-$(date +%s)" -f "$seed/build_key"
-python3 scripts/qemu_vm.py seed --dir "$seed/cidata" --hostname supermega-api-build \
+python3 -m harness.vm seed --dir "$seed/cidata" --hostname supermega-api-build \
   --user packer --ssh-pubkey "$seed/build_key.pub" >/dev/null
 
 version=$(packer version | sed -n 's/^Packer v\([0-9.]*\).*/\1/p')

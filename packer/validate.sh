@@ -12,7 +12,7 @@
 #     removed: `metadata_options`, `imds_support` (IMDSv2; amazon plugin
 #     >= 1.2.1) and `temporary_security_group_source_public_ip`. Everything
 #     else in the AMI source is validated by 1.6.6 as written; those settings
-#     are checked by `packer fmt` and by packer/tests/test_templates.py (a
+#     are checked by `packer fmt` and by testing/static/test_packer.py (a
 #     real HCL parser) here, and by modern Packer elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -100,6 +100,8 @@ mount "$part" "$root"
 
 log "mmdebstrap $suite from $mirror (${#packages[@]} packages)"
 include=$(IFS=,; echo "${packages[*]}")
+# (the hook's "$1" is the root directory, expanded by mmdebstrap's hook shell)
+# shellcheck disable=SC2016
 mmdebstrap --quiet --variant=apt --include="$include" \
   --aptopt='Acquire::Retries "3"' \
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \

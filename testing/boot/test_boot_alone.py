@@ -19,12 +19,10 @@ boot next to the figure (build/boot-alone.json; `make report` shows it).
 import json
 import os
 import statistics
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fleet"))
-from fleet_lib import ROOT, Instance, free_port, make_ssh_key  # noqa: E402
+from harness import ROOT
+from harness.fleet import Instance, free_port, make_ssh_key
 
 IMAGE = os.environ.get("IMAGE", os.path.join(ROOT, "build", "image", "supermega-api.qcow2"))
 RESULTS = os.path.join(ROOT, "build", "boot-alone.json")

@@ -23,10 +23,11 @@ import os
 import time
 
 import pytest
-from fleet_lib import (
+
+from harness import ROOT
+from harness.fleet import (
     CHECK_FALL,
     CHECK_INTER_MS,
-    ROOT,
     Haproxy,
     Instance,
     Load,

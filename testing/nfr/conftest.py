@@ -14,9 +14,9 @@ import subprocess
 import time
 
 import pytest
-from nfr_lib import RUN_DIR, run_wrk
-from perf_rounds import ROUTES_LUA
-from stage_times_pytest import pytest_sessionfinish, pytest_sessionstart  # noqa: F401
+
+from harness.load import ROUTES_LUA
+from harness.nfr import RUN_DIR, run_wrk
 
 IN_SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME") == "nfr"
 

@@ -30,14 +30,12 @@ import urllib.request
 
 import pytest
 
+from harness import ROOT
+from harness.load import interleaved, parse_wrk, summarise, wrk_command
+from harness.processes import terminate
+from harness.vm import unverified_context
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "molecule", "tests"))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from perf_rounds import interleaved, parse_wrk, summarise, wrk_command  # noqa: E402
-from processes import terminate  # noqa: E402
-from qemu_vm import unverified_context  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 RESULTS = os.path.join(ROOT, "build", "perf-native.json")

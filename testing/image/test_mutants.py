@@ -1,0 +1,184 @@
+"""The mutation check: every protection has a test that fails without it.
+
+For each protection: the smallest change that removes it is made on the
+live instance; the guarding test must now FAIL (pytest exit code 1: a test
+failed, not an error); the change is undone and the test must PASS on the
+host as it was. (That last run is also the "before": the guard is not run
+a third time on the same state.) A mutation whose guard still passes is a
+test that cannot fail: this module fails then.
+
+Runs after the roles' suite and the image checks in `molecule test -s
+image` (order: molecule/image/tests/conftest.py), or alone:
+`make mutants`. The table goes to build/mutants.json and from there into
+docs/verification.md.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+import testinfra
+
+from harness import ROOT
+
+SUITE = os.path.join(ROOT, "testing", "host")                    # the roles' suite (instance-1)
+EDGE = os.path.join(ROOT, "testing", "image")                    # instance-2's edge settings
+RESULTS = os.path.join(ROOT, "build", "mutants.json")
+NGINX_API = "/etc/nginx/conf.d/api.conf"
+NGINX_MAIN = "/etc/nginx/nginx.conf"
+SSHD = "/etc/ssh/sshd_config"
+API_UNIT = "/etc/systemd/system/supermega-api.service"
+NGINX_ROTATE = "/etc/logrotate.d/nginx"
+EDGE_HTTP = "/etc/nginx/supermega/http.conf"
+AUDITD = "/etc/audit/auditd.conf"
+BOOT_RULESET = "/var/lib/supermega-firewall/rules.v4"
+NODE_EXPORTER_SANDBOX = "/etc/systemd/system/prometheus-node-exporter.service.d/sandbox.conf"
+RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
+RELOAD_SSH = "sshd -t && systemctl reload ssh"
+RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
+
+
+@dataclass
+class Mutation:
+    name: str          # what the change removes
+    files: list        # restored from a copy afterwards
+    apply: str         # shell, as root on the instance
+    settle: str        # shell, after the change and again after restoring
+    guard: str         # the test (file::function under molecule/tests) that must fail
+    undo: str = ""     # shell, before the files are restored
+    select: str = ""   # a -k expression picking one parametrized case of the guard
+    instance: str = "instance-1"   # where the change is made
+    suite: str = SUITE             # where the guard lives
+
+
+MUTATIONS = [
+    Mutation("rate limit (limit_req) removed", [NGINX_API],
+             f"sed -i '/limit_req zone=api_req/d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_burst_from_one_client_gets_json_429"),
+    Mutation("per-client connection limit (limit_conn) removed", [NGINX_API],
+             f"sed -i '/limit_conn api_conn/d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_connections_beyond_the_per_client_limit_get_429"),
+    Mutation("weak ECDSA cipher ECDHE-ECDSA-AES128-SHA allowed", [NGINX_MAIN],
+             f"sed -i 's/ssl_ciphers /ssl_ciphers ECDHE-ECDSA-AES128-SHA:/' {NGINX_MAIN}",
+             RELOAD_NGINX,
+             "test_nginx.py::test_tls_weak_ciphers_refused", select="AES128-SHA]"),
+    Mutation("TLS 1.1 allowed", [NGINX_MAIN],
+             "sed -i -e 's/ssl_protocols TLSv1.2/ssl_protocols TLSv1.1 TLSv1.2/' -e "
+             "'s/ssl_ciphers \\([^;]*\\);/ssl_ciphers \\1:ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0;/' "
+             + NGINX_MAIN, RELOAD_NGINX,
+             "test_nginx.py::test_tls_before_1_2_refused", select="tls1_1"),
+    Mutation("security header (X-Frame-Options) dropped", [NGINX_API],
+             f"sed -i '/add_header X-Frame-Options/d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_every_route_returns_the_seed_data", select="customers and 222"),
+    Mutation("request body limit raised (1k -> 1m)", [NGINX_MAIN],
+             f"sed -i 's/client_max_body_size 1k;/client_max_body_size 1m;/' {NGINX_MAIN}",
+             RELOAD_NGINX, "test_nginx.py::test_oversized_body_gets_json_413_from_nginx"),
+    Mutation("HTTP->HTTPS redirect replaced by data on :80", [NGINX_API],
+             # the first `return 301` is port 80's catch-all: proxy it to the API instead
+             f"sed -i '0,/return 301 https/s//proxy_pass http:\\/\\/api; #/' {NGINX_API}",
+             RELOAD_NGINX, "test_nginx.py::test_http_redirects_to_https_except_healthz"),
+    Mutation("SSH password login enabled", [SSHD],
+             f"sed -i 's/^PasswordAuthentication no/PasswordAuthentication yes/' {SSHD}",
+             RELOAD_SSH, "test_ssh.py::test_sshd_setting", select="passwordauthentication"),
+    Mutation("SSH root login allowed", [SSHD],
+             f"sed -i 's/^PermitRootLogin no/PermitRootLogin yes/' {SSHD}",
+             RELOAD_SSH, "test_ssh.py::test_sshd_setting", select="permitrootlogin"),
+    Mutation("auditd suspends auditing on a full disk (dev-sec's SUSPEND, not HALT)", [AUDITD],
+             f"sed -i 's/^disk_full_action = HALT/disk_full_action = SUSPEND/' {AUDITD}",
+             "auditctl --signal HUP && sleep 1",
+             "test_files.py::test_auditd_never_stops_auditing_silently"),
+    Mutation("port 8080 opened in the firewall, with a listener", [],
+             "ufw allow 8080/tcp >/dev/null && systemd-run --unit=mutant-8080 "
+             "python3 -m http.server 8080 >/dev/null", "sleep 1",
+             "test_firewall.py::test_only_ssh_http_https_are_allowed",
+             undo="systemctl stop mutant-8080; ufw delete allow 8080/tcp >/dev/null"),
+    Mutation("the ruleset ufw.service loads at boot lost its 443 rule", [BOOT_RULESET],
+             f"sed -i '/--dport 443 /d' {BOOT_RULESET}", "true",
+             "test_firewall.py::test_the_ruleset_loaded_at_boot_is_the_one_ufw_builds"),
+    Mutation("sandbox directive ProtectSystem=strict removed from the API unit", [API_UNIT],
+             f"sed -i '/^ProtectSystem=strict/d' {API_UNIT}", RESTART_API,
+             "test_api_unit.py::test_service_properties", select="ProtectSystem"),
+    Mutation("the node exporter's sandbox drop-in emptied", [NODE_EXPORTER_SANDBOX],
+             f": > {NODE_EXPORTER_SANDBOX}",
+             "systemctl daemon-reload && systemctl restart prometheus-node-exporter.service",
+             "test_metrics.py::test_exporter_is_sandboxed", select="node"),
+    Mutation("the API answers any Host (the names check removed)", [NGINX_API],
+             f"sed -i '/if (\\$api_host_refused)/,+2d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_only_the_apis_names_are_answered"),
+    Mutation("client authentication off (mutual TLS check removed)", [NGINX_API],
+             f"sed -i '/if (\\$api_client_ok = 0)/,+2d' {NGINX_API}", RELOAD_NGINX,
+             "test_edge_settings.py::test_without_a_valid_allowed_certificate_json_403_and_no_data",
+             instance="instance-2", suite=EDGE),
+    Mutation("CORS for any origin (*)", [EDGE_HTTP],
+             f"sed -i 's/^    default \"\";/    default \"*\";/' {EDGE_HTTP}", RELOAD_NGINX,
+             "test_edge_settings.py::test_other_origins_get_no_cors_headers",
+             instance="instance-2", suite=EDGE),
+    Mutation("log rotation's reopen signal (nginx USR1) removed", [NGINX_ROTATE],
+             f"sed -i '/kill -USR1/d; /nginx -s reopen/d; /invoke-rc.d nginx rotate/d' "
+             # (settle: nginx reopens its logs, whatever the last rotation left it writing to)
+             f"{NGINX_ROTATE}", RELOAD_NGINX,
+             "test_logging.py::test_forced_rotation_keeps_logging"),
+]
+
+
+def run_guard(config, mutation):
+    """The guarding test, alone, against the same host as this suite."""
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header",
+            "-o", "addopts=", f"--connection={config.option.connection}",
+            f"--ansible-inventory={config.option.ansible_inventory}",
+            f"--hosts={config.option.hosts}", "--sudo",
+            os.path.join(mutation.suite, mutation.guard),
+            *(["-k", mutation.select] if mutation.select else [])]
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=mutation.suite, check=False,
+                         # (no timings: the guard's run is not the scenario's verify)
+                         env=dict(os.environ, PYTEST_ADDOPTS="", STAGE_TIMINGS=""))
+    tail = "\n".join(out.stdout.splitlines()[-15:])
+    return out.returncode, tail
+
+
+def save(row):
+    rows = []
+    if os.path.exists(RESULTS):
+        with open(RESULTS) as f:
+            rows = [r for r in json.load(f) if r["mutation"] != row["mutation"]]
+    rows.append(row)
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
+def test_mutants_are_caught(request, mutation):
+    config = request.config
+    host = testinfra.get_host(f"ansible://{mutation.instance}?ansible_inventory="
+                              f"{config.option.ansible_inventory}", sudo=True)
+    started = time.monotonic()
+    row = {"mutation": mutation.name, "instance": mutation.instance,
+           "guard": mutation.guard + (f" (-k '{mutation.select}')" if mutation.select else "")}
+    backup = "/root/mutant-backup"
+    host.run_expect([0], f"rm -rf {backup} && mkdir -p {backup}")
+    for path in mutation.files:
+        host.run_expect([0], f"cp -a {path} {backup}/{os.path.basename(path)}")
+    try:
+        applied = host.run(f"set -e; {mutation.apply}; {mutation.settle}")
+        assert applied.rc == 0, f"the mutation could not be made: {applied.stderr}"
+        for path in mutation.files:   # it really changed something
+            assert host.run(f"cmp -s {path} {backup}/{os.path.basename(path)}").rc == 1, path
+        code, out_mutated = run_guard(config, mutation)
+        row["mutated"] = code
+    finally:
+        if mutation.undo:
+            host.run(mutation.undo)
+        for path in mutation.files:
+            host.run_expect([0], f"cp -a {backup}/{os.path.basename(path)} {path}")
+        host.run_expect([0], mutation.settle)
+    code, out_restored = run_guard(config, mutation)
+    row.update(restored=code, caught=row["mutated"] == 1 and code == 0,
+               seconds=round(time.monotonic() - started, 1))
+    save(row)
+    assert row["mutated"] == 1, f"the guard did not fail without the protection:\n{out_mutated}"
+    assert code == 0, f"the guard fails after the protection came back:\n{out_restored}"

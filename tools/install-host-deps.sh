@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Install the controller's system packages (Debian 12 / Ubuntu 24.04, as root).
+# Everything here comes from the distribution's archive; Python tooling goes
+# into the project venv (make venv), never into the system Python.
+set -euo pipefail
+
+packages=(
+  make git ca-certificates curl openssl rsync
+  # the shell programs' linter (make lint)
+  shellcheck
+  python3 python3-venv python3-pip
+  # VMs: qemu (TCG or KVM), disk images, NoCloud seed ISOs
+  qemu-system-x86 qemu-utils xorriso cloud-image-utils openssh-client
+  # the local base image: a Debian root filesystem on a loop-mounted disk
+  mmdebstrap fdisk util-linux e2fsprogs
+  # the image build (Debian's Packer 1.6.6, with its qemu builder)
+  packer
+  # the multi-host network tests (namespaces, a scanner)
+  iproute2 nmap
+  # the native performance run (testing/perf): the roles' nginx config, and wrk
+  nginx libnginx-mod-http-headers-more-filter wrk
+  # the alert rules' tests (promtool; a real Prometheus and blackbox exporter scrape an
+  # instance in CI) and the access-log metrics program (mtail)
+  prometheus mtail prometheus-blackbox-exporter
+  # the collector the roles' VM ships its journal to in CI (systemd-journal-remote)
+  systemd-journal-remote
+  # the load balancer in front of the local fleet (testing/fleet)
+  haproxy
+  # `vagrant up` with libvirt (a local box; qemu software emulation where no KVM)
+  vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-host-deps: needs root (apt-get); run it with sudo" >&2
+  exit 1
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-host-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Packages must not start their services here (nginx would take :80; the
+  # tests start what they need themselves): a policy-rc.d for the install.
+  policy=/usr/sbin/policy-rc.d
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# install-host-deps.sh: no service starts during the install\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-host-deps: all ${#packages[@]} packages present"
+fi
