@@ -204,7 +204,7 @@ vm-suites: venv base-image ## The VM suites: fleet lint, roles + Vagrant | bake,
 	  alone=0; $(MAKE) --no-print-directory boot-alone || alone=$$?; exit $$(( lanes || alone ))
 
 .PHONY: report
-report: venv ## Write docs/verification.md (and the README's figures) from build/*.json
+report: venv ## Write docs/verification.md (headline figures, every stage) from build/*.json
 	$(BIN)/python -m harness.report
 
 .PHONY: test

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Write docs/verification.md, and the README's figures, from what the run
+"""Write docs/verification.md (its headline figures first) from what the run
 recorded: build/timings.json (every stage, harness/timings.py),
 build/image-build.json (the bake), build/nfr-results.json (the NFR suite),
 build/perf-native.json (testing/perf), build/mutants.json (the mutation check),
 build/alerts-live.json, build/journal-upload.json and build/fleet.json (the
 local fleet; its pictures go to docs/img/).
 
-    python -m harness.report [--docs docs/verification.md] [--readme README.md]
+    python -m harness.report [--docs docs/verification.md]
 
 `.ci/run` calls it at the end of every run (`make report`), so the committed
 files are those of the run that produced them; a figure the run did not
@@ -307,6 +307,10 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
         f"{os.cpu_count()} cores); VMs under `{os.environ.get('VM_ACCEL', 'tcg')}` (software "
         "emulation: absolute numbers are far below real hardware; the VM lanes share the cores).",
         "",
+        "## Headline figures",
+        "",
+        headline(t, build, native, nfr),
+        "",
         "## CI and its stages",
         "",
         f"Whole `.ci/run`: **{minutes(t.get('ci_total_seconds'))}**. The VM suites run in two "
@@ -426,7 +430,8 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
     return "\n".join(lines)
 
 
-def readme_block(t, build, native, nfr):
+def headline(t, build, native, nfr):
+    """The figures a reader looks for first (the README links here)."""
     perf_vm = nfr.get("performance", {}).get("ratios", {})
     healthy = [b[2] for b in boots(t)]
     return "\n".join([
@@ -467,16 +472,6 @@ def fleet_rows(f):
            f"{kill['requests']} requests failed |" if kill else "not measured |")]
 
 
-def replace_block(readme, block):
-    """The README with `block` between its figure markers (empty or not before)."""
-    new, found = re.subn(r"(<!-- figures:start -->\n)(?:.*?\n)?(<!-- figures:end -->)",
-                         lambda m: m.group(1) + block + "\n" + m.group(2), readme,
-                         count=1, flags=re.DOTALL)
-    if not found:
-        raise SystemExit("report.py: the README has no <!-- figures:start/end --> markers")
-    return new
-
-
 def load_baseline():
     path = os.path.join(ROOT, "docs", "boot-baseline.json")
     if not os.path.exists(path):
@@ -488,7 +483,6 @@ def load_baseline():
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--docs", default=os.path.join(ROOT, "docs", "verification.md"))
-    p.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
     args = p.parse_args()
     t, build = load("timings.json"), load("image-build.json")
     nfr, native, mutants = load("nfr-results.json"), load("perf-native.json"), load("mutants.json")
@@ -497,13 +491,6 @@ def main():
     with open(args.docs, "w") as f:
         f.write(verification(t, build, nfr, native, mutants, load_baseline(),
                              os.path.dirname(os.path.abspath(args.docs))))
-    with open(args.readme) as f:
-        readme = f.read()
-    block = readme_block(t, build, native, nfr)
-    new = replace_block(readme, block)
-    if new != readme:
-        with open(args.readme, "w") as f:
-            f.write(new)
     print(args.docs)
 
 

@@ -18,9 +18,9 @@ Vagrant box, so every VM is made the same way:
   qemu to the first HTTPS `/healthz` 200); `stop` kills by pidfile and
   removes the VM's files.
 
-    qemu_vm.py start --name api --dir DIR --base IMG --ssh-pubkey KEY.pub [...]
-    qemu_vm.py stop --dir DIR
-    qemu_vm.py seed --dir DIR --user NAME --ssh-pubkey KEY.pub [--iso]
+    python -m harness.vm start --name api --dir DIR --base IMG --ssh-pubkey KEY.pub [...]
+    python -m harness.vm stop --dir DIR
+    python -m harness.vm seed --dir DIR --user NAME --ssh-pubkey KEY.pub [--iso]
 """
 
 import argparse
@@ -44,7 +44,7 @@ TCG_CPU = "qemu64"
 
 
 def log(message):
-    print(f"qemu_vm: {message}", file=sys.stderr, flush=True)
+    print(f"harness.vm: {message}", file=sys.stderr, flush=True)
 
 
 def free_port():
@@ -93,7 +93,7 @@ def wait_for_boot(console, started, deadline, proc_alive, healthz_port=None):
     booted, healthy = False, None
     while time.monotonic() < deadline:
         if not proc_alive():
-            raise SystemExit("qemu_vm: qemu exited while booting (see the console log)")
+            raise SystemExit("harness.vm: qemu exited while booting (see the console log)")
         if healthz_port and healthy is None and https_healthy(healthz_port):
             healthy = round(time.monotonic() - started, 1)
         if not booted:
@@ -107,7 +107,7 @@ def wait_for_boot(console, started, deadline, proc_alive, healthz_port=None):
         # /healthz is asked every 0.1 s until it answers: the figure is then
         # late by 0.05 s on average (0.25 s at the console's 0.5 s)
         time.sleep(0.1 if healthz_port and healthy is None else 0.5)
-    raise SystemExit(f"qemu_vm: the boot did not finish before the timeout (see {console})"
+    raise SystemExit(f"harness.vm: the boot did not finish before the timeout (see {console})"
                      + (" and /healthz never answered 200" if healthz_port and healthy is None
                         else ""))
 
@@ -116,7 +116,7 @@ def wait_for_ssh_banner(port, deadline, proc_alive):
     """hostfwd accepts TCP before sshd is up, so wait for the banner itself."""
     while time.monotonic() < deadline:
         if not proc_alive():
-            raise SystemExit("qemu_vm: qemu exited while booting (see the console log)")
+            raise SystemExit("harness.vm: qemu exited while booting (see the console log)")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                 s.settimeout(10)
@@ -125,7 +125,7 @@ def wait_for_ssh_banner(port, deadline, proc_alive):
         except OSError:
             pass
         time.sleep(SSH_PROBE_INTERVAL)
-    raise SystemExit(f"qemu_vm: no SSH banner on 127.0.0.1:{port} before the timeout")
+    raise SystemExit(f"harness.vm: no SSH banner on 127.0.0.1:{port} before the timeout")
 
 
 def write_seed(directory, name, user, pubkey, extra_user_data, iso=True):
@@ -157,7 +157,7 @@ def write_seed(directory, name, user, pubkey, extra_user_data, iso=True):
     if not iso:
         return None
     if not shutil.which("cloud-localds"):
-        raise SystemExit("qemu_vm: 'cloud-localds' not found (apt install cloud-image-utils)")
+        raise SystemExit("harness.vm: 'cloud-localds' not found (apt install cloud-image-utils)")
     out = os.path.join(directory, "seed.iso")
     subprocess.run(["cloud-localds", out, paths["user-data"], paths["meta-data"]], check=True,
                    stdout=subprocess.DEVNULL)
@@ -169,7 +169,7 @@ def accel_args(accel, cpu):
         return ["-accel", "kvm", "-cpu", cpu or "host"]
     if accel == "tcg":
         return ["-accel", "tcg,thread=multi", "-cpu", cpu or TCG_CPU]
-    raise SystemExit(f"qemu_vm: --accel must be 'kvm' or 'tcg', not {accel!r}")
+    raise SystemExit(f"harness.vm: --accel must be 'kvm' or 'tcg', not {accel!r}")
 
 
 def tap_args(tap):
@@ -193,12 +193,12 @@ def use_every_core():
 def start(args):
     directory = os.path.abspath(args.dir)
     if os.path.exists(os.path.join(directory, "qemu.pid")):
-        raise SystemExit(f"qemu_vm: {directory} already holds a VM; stop it first")
+        raise SystemExit(f"harness.vm: {directory} already holds a VM; stop it first")
     if not os.path.isfile(args.base):
-        raise SystemExit(f"qemu_vm: base image {args.base} not found (make base-image)")
+        raise SystemExit(f"harness.vm: base image {args.base} not found (make base-image)")
     for tool in ("qemu-system-x86_64", "qemu-img"):
         if not shutil.which(tool):
-            raise SystemExit(f"qemu_vm: '{tool}' not found (apt install qemu-system-x86 "
+            raise SystemExit(f"harness.vm: '{tool}' not found (apt install qemu-system-x86 "
                              "qemu-utils)")
     os.makedirs(directory, exist_ok=True)
     with open(args.ssh_pubkey) as f:

@@ -1,28 +1,49 @@
-"""scripts/report.py: the README's figure block is replaced, whatever it held."""
+"""harness/report.py: docs/verification.md from the run's records, its
+headline figures first; the README carries no figures (it links there)."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from harness.report import alone_row, boot_alone_section, fleet_section, replace_block
+from harness import ROOT
+from harness.report import alone_row, boot_alone_section, fleet_section, headline, verification
 
-START, END = "<!-- figures:start -->", "<!-- figures:end -->"
-
-
-@pytest.mark.parametrize("inside", ["", "| old | 1 |\n", "| a |\n| b |\n"])
-def test_the_block_is_replaced_empty_or_not(inside):
-    readme = f"intro\n{START}\n{inside}{END}\nrest\n"
-    assert replace_block(readme, "| new | 2 |") == f"intro\n{START}\n| new | 2 |\n{END}\nrest\n"
+TIMINGS = {"ci_total_seconds": 3946, "molecule_default_converge_seconds": 799.1,
+           "molecule_default_idempotence_seconds": 265.3, "git_revision": "abc1234"}
 
 
-def test_running_twice_gives_the_same_readme():
-    once = replace_block(f"{START}\n{END}\n", "| x |")
-    assert replace_block(once, "| x |") == once
+@pytest.mark.parametrize("row", ["| whole `bash .ci/run` |", "| `packer build` (qcow2) |",
+                                 "| the same, alone (2 vCPUs, `make boot-alone`) |"])
+def test_a_figure_the_run_did_not_measure_says_so(row):
+    line = next(x for x in headline({}, {}, {}, {}).splitlines() if x.startswith(row))
+    assert line.endswith("not measured |") or "n/a" in line, line
 
 
-def test_a_readme_without_markers_is_refused():
-    with pytest.raises(SystemExit, match="markers"):
-        replace_block("no markers here\n", "| x |")
+def test_the_headline_carries_this_runs_figures():
+    text = headline(TIMINGS, {"bake_seconds": 929}, {"ratios": {"c_over_b": 1.09}}, {})
+    assert "| whole `bash .ci/run` | 65.8 min (3946 s) |" in text
+    assert "| converge of `site.yml` from scratch (Molecule) | 799.1 s |" in text
+    assert "| `packer build` (qcow2) | 929 s |" in text
+
+
+def test_verification_opens_with_the_headline(tmp_path):
+    text = verification(TIMINGS, {}, {}, {}, [], docs_dir=str(tmp_path))
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections[:2] == ["## Headline figures", "## CI and its stages"]
+    assert "from the run of commit `abc1234`" in text
+
+
+def test_the_report_writes_only_its_docs_file(tmp_path):
+    with open(os.path.join(ROOT, "README.md"), "rb") as f:
+        readme = f.read()
+    docs = tmp_path / "verification.md"
+    subprocess.run([sys.executable, "-m", "harness.report", "--docs", str(docs)], check=True,
+                   capture_output=True, cwd=tmp_path)
+    assert docs.read_text().startswith("<!-- Written by harness/report.py")
+    with open(os.path.join(ROOT, "README.md"), "rb") as f:
+        assert f.read() == readme
 
 
 def test_the_fleet_section_draws_one_picture_per_scenario(tmp_path):
