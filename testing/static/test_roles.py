@@ -8,6 +8,7 @@ or a dev-sec control that is neither covered nor waived.
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -37,9 +38,15 @@ def test_defaults_and_argument_specs_agree(role):
     specs = load(f"ansible/roles/{role}/meta/argument_specs.yml")["argument_specs"]
     options = specs["main"]["options"]
     required = {name for name, spec in options.items() if spec.get("required")}
-    # every option has a default, except the required ones (wired by the play)
-    assert set(defaults) == set(options) - required, set(defaults) ^ (set(options) - required)
-    assert all("default" not in options[name] for name in required)
+    # options whose default is the OS's (tasks/os_vars.yml): no role default,
+    # which would outrank nothing but hide the OS's value
+    per_os = os_dependent(role)
+    assert not per_os & required
+    # every option has a default, except the required ones (wired by the
+    # play) and the OS-dependent ones
+    expected = set(options) - required - per_os
+    assert set(defaults) == expected, set(defaults) ^ expected
+    assert all("default" not in options[name] for name in required | per_os)
     for name in options:
         assert options[name].get("description"), f"{name} has no description"
         # what Ansible's argument validation accepts (it fails the play otherwise)
@@ -59,17 +66,106 @@ def test_every_role_has_a_preflight_and_a_readme(role):
     assert os.path.exists(os.path.join(ROOT, f"ansible/roles/{role}/README.md"))
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_distribution_vars_define_the_same_keys(role):
-    """A key set for Debian 12 (verified here) but not for Ubuntu 24.04 (not
-    runnable here), or the reverse, would only fail on the host that lacks it."""
-    files = sorted(glob.glob(os.path.join(ROOT, f"ansible/roles/{role}/vars/*.yml")))
-    per_distribution = {os.path.basename(f): set(load(os.path.relpath(f, ROOT)) or {})
-                        for f in files if os.path.basename(f) != "main.yml"}
-    if per_distribution:
-        assert sorted(per_distribution) == ["Debian.yml", "Ubuntu.yml"]
-        assert per_distribution["Debian.yml"] == per_distribution["Ubuntu.yml"], (
-            per_distribution["Debian.yml"] ^ per_distribution["Ubuntu.yml"])
+def os_dependent(role):
+    """The public names tasks/os_vars.yml sets from the OS defaults (the
+    keys of its set_fact task)."""
+    path = f"ansible/roles/{role}/tasks/os_vars.yml"
+    if not os.path.exists(os.path.join(ROOT, path)):
+        return set()
+    tasks = load(path)
+    return {name for task in tasks for name in task.get("ansible.builtin.set_fact", {})}
+
+
+# The platforms the roles are written for, as Ansible's facts name them.
+PLATFORMS = {"Debian 12": ("Debian", "Debian", "12"), "Debian 13": ("Debian", "Debian", "13"),
+             "Ubuntu 24.04": ("Debian", "Ubuntu", "24")}
+
+
+def os_defaults(role, family, distribution, major):
+    """What tasks/os_vars.yml loads on such a host: the family's file, then the
+    distribution's, then its major version's, the most specific winning."""
+    merged = {}
+    for name in (f"family-{family}.yml", f"{distribution}.yml", f"{distribution}-{major}.yml"):
+        path = os.path.join(ROOT, f"ansible/roles/{role}/vars/{name}")
+        if os.path.exists(path):
+            merged.update(load(os.path.relpath(path, ROOT)) or {})
+    return merged
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+def test_every_os_default_is_defined_on_every_platform(platform):
+    """A key defined for Debian 12 (verified here) but not for Ubuntu 24.04 (not
+    runnable here), or the reverse, would only fail on the host that lacks it:
+    every OS default the roles read resolves on every platform."""
+    for role in ROLES:
+        loader = os.path.join(ROOT, f"ansible/roles/{role}/tasks/os_vars.yml")
+        if not os.path.exists(loader):
+            assert not glob.glob(os.path.join(ROOT, f"ansible/roles/{role}/vars/family-*.yml"))
+            continue
+        with open(loader) as f:
+            read = set(re.findall(r"default\((\w+_os_\w+)\)", f.read()))
+        assert read, loader
+        defined = os_defaults(role, *PLATFORMS[platform])
+        assert read <= set(defined), (role, platform, sorted(read - set(defined)))
+        assert {k for k in defined if "_os_" in k} <= read, (role, "defined but never read")
+
+
+OS_VARS_PLAY = """
+- hosts: api
+  connection: local
+  gather_facts: true
+  gather_subset: [min]
+  tasks:
+    - ansible.builtin.include_role:
+        name: hardening
+        tasks_from: os_vars
+    - ansible.builtin.copy:
+        dest: "{{ out }}"
+        mode: "0600"
+        content: >-
+          {{ {'service': hardening_ssh_service, 'socket': hardening_ssh_socket_unit,
+              'time': hardening_time_sync_package, 'modules': hardening_modules_disabled} | to_json }}
+"""
+
+
+def resolve_os_vars(tmp_path, group_vars):
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(json.dumps(
+        {"api": {"hosts": {"localhost": {"ansible_python_interpreter": sys.executable}}}}))
+    (inventory / "group_vars" / "api.yml").write_text(json.dumps(group_vars))
+    (tmp_path / "play.yml").write_text(OS_VARS_PLAY)
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=os.path.join(ROOT, "ansible/roles"),
+               ANSIBLE_LOCALHOST_WARNING="False")
+    out = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory),
+         str(tmp_path / "play.yml"), "-e", json.dumps({"out": str(tmp_path / "out.json")})],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    return json.loads((tmp_path / "out.json").read_text())
+
+
+def controller_is_debian():
+    with open("/etc/os-release") as f:
+        return "\nID=debian\n" in "\n" + f.read()
+
+
+@pytest.mark.skipif(not controller_is_debian(),
+                    reason="the OS defaults below are Debian's: this controller is not Debian")
+def test_the_os_defaults_apply_where_the_inventory_sets_nothing(tmp_path):
+    values = resolve_os_vars(tmp_path, {})
+    assert values["service"] == "ssh" and values["socket"] == ""
+    assert values["time"] == "systemd-timesyncd"
+    assert "squashfs" in values["modules"] and "kvm" in values["modules"]
+
+
+def test_group_vars_override_an_os_default(tmp_path):
+    """include_vars outranks group_vars: the OS defaults must not (dev-sec's
+    pattern: the operator's value wins)."""
+    values = resolve_os_vars(tmp_path, {"hardening_time_sync_package": "chrony",
+                                        "hardening_modules_disabled": ["cramfs"]})
+    assert values["time"] == "chrony"
+    assert values["modules"] == ["cramfs"]
 
 
 def test_ansible_checks_host_keys_of_real_hosts():
