@@ -124,7 +124,8 @@ OS_VARS_PLAY = """
         mode: "0600"
         content: >-
           {{ {'service': hardening_ssh_service, 'socket': hardening_ssh_socket_unit,
-              'time': hardening_time_sync_package, 'modules': hardening_modules_disabled} | to_json }}
+              'time': hardening_time_sync_package,
+              'modules': hardening_modules_disabled} | to_json }}
 """
 
 
@@ -254,3 +255,47 @@ def test_a_unit_both_serving_and_deferred_is_refused(tmp_path):
     assert out.returncode != 0, out.stdout[-3000:]
     assert "instance_boot_deferred_units and instance_boot_serving_units both name" in out.stdout
     assert "nginx.service" in out.stdout, out.stdout[-3000:]
+
+
+HARDENING_AREAS = ["ssh", "sysctl", "modules", "login_defs", "core_dumps", "file_modes", "packages",
+                   "auditd", "fail2ban", "unattended_upgrades", "time_sync", "journald", "sudo",
+                   "listeners"]
+
+
+def listed_tasks(tmp_path, tags):
+    """The tasks `ansible-playbook site.yml --tags TAGS` would run, as Ansible
+    selects them (the areas are imported, so every task is listed)."""
+    (tmp_path / "hosts.yml").write_text(json.dumps({"api": {"hosts": {"h1": {}}}}))
+    out = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
+         str(tmp_path / "hosts.yml"), os.path.join(ROOT, "ansible/site.yml"), "--list-tasks",
+         "--tags", tags],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    tasks = []
+    for line in out.stdout.splitlines():
+        match = re.match(r"\s+(.+?)\tTAGS: \[(.*)\]$", line)
+        if match and not line.strip().startswith("play #"):
+            tasks.append((match.group(1), {t.strip() for t in match.group(2).split(",") if t}))
+    return tasks
+
+
+def test_one_area_runs_alone(tmp_path):
+    """`--tags ssh` runs the preflights (a lockout is refused whatever the
+    tags) and hardening's SSH tasks, and nothing else."""
+    tasks = listed_tasks(tmp_path, "ssh")
+    ssh = [name for name, tags in tasks if "always" not in tags]
+    assert all("ssh" in tags for name, tags in tasks if "always" not in tags), tasks
+    assert all(name.startswith("hardening : ") for name in ssh), ssh
+    with open(os.path.join(ROOT, "ansible/roles/hardening/tasks/ssh.yml")) as f:
+        assert len(ssh) == len(yaml.safe_load(f)), (ssh, "not every task of ssh.yml is listed")
+    always = [name for name, tags in tasks if "always" in tags]
+    assert "Preflight - validate every role's variables and refuse lockouts before any change" \
+        in always and "hardening : Preflight" in always
+
+
+@pytest.mark.parametrize("area", HARDENING_AREAS)
+def test_every_hardening_area_has_its_own_tag(tmp_path, area):
+    tasks = listed_tasks(tmp_path, area)
+    own = [name for name, tags in tasks if "always" not in tags]
+    assert own and all(name.startswith("hardening : ") for name in own), (area, tasks)
