@@ -33,6 +33,11 @@ variable "accelerator" {
   type        = string
   default     = "kvm"
   description = "qemu: kvm where it works, tcg (software emulation) where it does not."
+
+  validation {
+    condition     = contains(["kvm", "tcg"], var.accelerator)
+    error_message = "The accelerator value must be kvm or tcg."
+  }
 }
 
 variable "qemu_cpu" {
@@ -45,18 +50,33 @@ variable "memory" {
   type        = number
   default     = 2048
   description = "qemu: build VM memory (MiB)."
+
+  validation {
+    condition     = var.memory >= 1024
+    error_message = "The memory value must be at least 1024 (MiB): the converge runs apt and pip."
+  }
 }
 
 variable "cpus" {
   type        = number
   default     = 2
   description = "qemu: build VM CPUs."
+
+  validation {
+    condition     = var.cpus >= 1
+    error_message = "The cpus value must be at least 1."
+  }
 }
 
 variable "disk_size" {
   type        = string
   default     = "8G"
   description = "qemu: image disk size (cloud-init grows the root partition to it)."
+
+  validation {
+    condition     = length(var.disk_size) > 1 && contains(["M", "G"], substr(var.disk_size, -1, 1)) && length(trim(substr(var.disk_size, 0, length(var.disk_size) - 1), "0123456789")) == 0
+    error_message = "The disk_size value must be a size in M or G, like 8G."
+  }
 }
 
 variable "disk_compression" {
@@ -69,6 +89,11 @@ variable "disk_cache" {
   type        = string
   default     = "writeback"
   description = "qemu: the build disk's cache mode (unsafe: no flushes, for a disk that is thrown away if the build fails)."
+
+  validation {
+    condition     = contains(["writeback", "writethrough", "none", "unsafe", "directsync"], var.disk_cache)
+    error_message = "The disk_cache value must be one of qemu's cache modes: writeback, writethrough, none, unsafe, directsync."
+  }
 }
 
 variable "output_dir" {

@@ -12,6 +12,7 @@ import glob
 import os
 import re
 import subprocess
+import sys
 
 import hcl2
 import pytest
@@ -236,3 +237,62 @@ def test_seal_refuses_an_unknown_parameter_before_touching_anything(value):
                          capture_output=True, text=True)
     assert out.returncode != 0
     assert "SEAL_REMOVE_BUILD_USER" in out.stderr
+
+
+@pytest.fixture(scope="module")
+def packer_tree(tmp_path_factory):
+    """What `packer validate` needs (the tree Debian's Packer 1.6 can read,
+    a build key, a seed), as packer/validate.sh makes it."""
+    work = tmp_path_factory.mktemp("packer")
+    subprocess.run(["bash", os.path.join(PACKER, "validate.sh"), "--prepare-only",
+                    str(work / "src")], check=True, cwd=ROOT)
+    (work / "cidata").mkdir()
+    for name in ("user-data", "meta-data"):
+        (work / "cidata" / name).touch()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "key")],
+                   check=True)
+    return work
+
+
+def packer_validate(tree, *overrides):
+    args = ["-var", "base_image_url=/nonexistent.qcow2", "-var", "base_image_checksum=none",
+            "-var", f"build_ssh_key={tree / 'key'}", "-var", f"seed_dir={tree / 'cidata'}",
+            "-var", f"output_dir={tree / 'image'}"]
+    for override in overrides:
+        args += ["-var", override]
+    # ansible-playbook must be found (the provisioner checks its version)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    return subprocess.run(["packer", "validate", *args, str(tree / "src")], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("accelerator=hvf", "The accelerator value must be kvm or tcg."),
+    ("disk_cache=fast", "The disk_cache value must be one of qemu's cache modes"),
+    ("disk_size=8GB", "The disk_size value must be a size in M or G, like 8G."),
+    ("cpus=0", "The cpus value must be at least 1."),
+    ("memory=512", "The memory value must be at least 1024 (MiB)"),
+    ("aws_ssh_interface=ssh", "The aws_ssh_interface value must be public_ip, private_ip or"),
+    ('aws_build_source_cidrs=["0.0.0.0/0"]', "must not open the build instance to the whole"),
+])
+def test_a_wrong_value_is_refused_by_name_before_anything_is_built(packer_tree, override,
+                                                                   message):
+    out = packer_validate(packer_tree, override)
+    assert out.returncode != 0
+    assert message in " ".join((out.stdout + out.stderr).split()), out.stdout + out.stderr
+
+
+def test_the_values_make_image_passes_are_accepted(packer_tree):
+    out = packer_validate(packer_tree, "accelerator=tcg", "disk_cache=unsafe", "disk_size=8G",
+                          "cpus=1", "memory=2048")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("name", ["accelerator", "disk_cache", "disk_size", "cpus", "memory",
+                                  "aws_ssh_interface", "aws_build_source_cidrs"])
+def test_every_variable_with_fixed_choices_has_a_validation_block(name):
+    variables = {}
+    for path in ("api.pkr.hcl", "aws.pkr.hcl"):
+        for block in load(path).get("variable", []):
+            variables.update(block)
+    assert variables[name].get("validation"), f"variable {name} has no validation block"
