@@ -29,7 +29,7 @@ SCENARIO ?= default
 
 # Ansible's strategy for every converge (Molecule, Packer, Vagrant): mitogen's
 # mitogen_linear keeps one Python per host instead of starting one per task,
-# which halves a converge under emulation (docs/decisions.md). Optional, never
+# which halves a converge under emulation (docs/adr/0009-molecule-one-vm-harness.md). Optional, never
 # required: ANSIBLE_MITOGEN=0 runs Ansible's own linear strategy.
 ANSIBLE_MITOGEN ?= 1
 MITOGEN_STRATEGIES = $(wildcard $(CURDIR)/$(VENV)/lib/python3*/site-packages/ansible_mitogen/plugins/strategy)
@@ -183,7 +183,7 @@ vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HT
 #          check), whose boots overlap the end of the roles lane, then
 #          the local fleet (make fleet-check: HAProxy before two to three
 #          instances; by then the roles lane has usually ended)
-# Figures: docs/verification.md; why this order: docs/decisions.md.
+# Figures: docs/verification.md; why this order: docs/adr/0009-molecule-one-vm-harness.md.
 .PHONY: lane-roles lane-image
 lane-roles:
 	$(BIN)/python -m harness.timed lane_roles -- bash -c '$(BIN)/python -m harness.timed \

@@ -107,7 +107,7 @@ def before_boots(baseline):
     if not rows:
         return []
     ci = [r["healthy"] for r in rows if r["where"] == "CI run"]
-    out = ["", f"Before the boot-path changes (docs/decisions.md 14), the image of "
+    out = ["", f"Before the boot-path changes (docs/adr/0014-boot-path.md), the image of "
            f"{baseline['commit']}: median {median(ci)} s in its CI run; "
            "docs/boot-baseline.json says where each figure comes from.", "",
            "| Where | Scenario | Instance | vCPUs | Boot to healthy | systemd-analyze |",

@@ -4,7 +4,7 @@ CI runs it once both VM lanes are done, so no other VM shares the cores).
 Each instance of the baked image boots as the fleet boots them: the launch
 template's user-data (aws/fleet.yml) and its instance type's size (t3.small:
 2 vCPUs, 2 GiB), under TCG, with nothing else running. Boot to healthy is
-from starting qemu to the first HTTPS `/healthz` 200 (scripts/qemu_vm.py).
+from starting qemu to the first HTTPS `/healthz` 200 (harness/vm.py).
 After it, the boot is left to finish (`systemctl is-system-running --wait`),
 and `systemd-analyze time`, the top of `blame` and nginx's critical chain
 are read on the instance. The instances boot one after another; the median
@@ -33,7 +33,7 @@ CPUS, MEMORY = 2, 2048          # aws/fleet.yml's InstanceType default, t3.small
 # ~20 % slower day, 37.9 s in 245e9fe's in a slow hour, when the same image
 # booted by hand in 26.0-28.3 s an hour before; by hand the same image
 # 35-41 s within one morning: near this bound on the slowest hours);
-# docs/decisions.md 14 says what the rest of the path is made of). The bound
+# docs/adr/0014-boot-path.md says what the rest of the path is made of). The bound
 # catches the boot path growing back: cloud-init's local stage alone was
 # 10.9 s of a 2-vCPU boot's path (e50376d's image: 37.2 s to healthy).
 BOUND_SECONDS = 40

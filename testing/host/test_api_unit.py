@@ -32,7 +32,7 @@ def test_service_properties(host, name, expected):
 def test_start_is_not_ordered_behind_cloud_init(host, unit):
     """gunicorn needs nothing of cloud-init (no network, no user-data): its
     socket and service are not behind sysinit.target, which an instance's
-    cloud-init network stage holds back (docs/decisions.md 14), but keep what
+    cloud-init network stage holds back (docs/adr/0014-boot-path.md), but keep what
     that target gave them: file systems, tmpfiles, sysctls, audit's rules."""
     name = f"{API}.{unit}"
     after = set(unit_property(host, name, "After").split())

@@ -12,7 +12,7 @@ run's test PKI (molecule/default/prepare.yml).
 
 Runs in the roles' scenario (molecule/default), whose host_vars name the
 collector; an image's instance ships nothing until one is given to it
-(none at boot yet: docs/decisions.md 16), so there it is skipped, saying so.
+(none at boot yet: docs/adr/0016-journal-upload.md), so there it is skipped, saying so.
 Figures: build/journal-upload.json -> docs/verification.md.
 """
 

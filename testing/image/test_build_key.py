@@ -1,7 +1,7 @@
 """Last of the image scenario's checks, and on instance-2 only: the build's
 key is refused. These failed logins come from this machine's address, which
 fail2ban then bans (as it should), so nothing may need SSH to instance-2
-after them; instance-1 serves the mutation check before (test_zz_mutants.py).
+after them; instance-1 serves the mutation check before (test_mutants.py).
 """
 
 import os

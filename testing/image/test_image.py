@@ -34,7 +34,7 @@ def test_two_instances_were_booted(instances):
 def test_every_vm_may_run_on_every_core():
     """The harness, not the image: Molecule's create runs under mitogen's
     strategy, which pins what it starts to one core on a small machine; the
-    VMs must not inherit that (scripts/qemu_vm.py use_every_core), or two
+    VMs must not inherit that (harness/vm.py use_every_core), or two
     share one core while the other idles."""
     run_dir = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
     every_core = set(range(os.cpu_count()))
@@ -95,7 +95,7 @@ def test_cloud_init_ran_for_this_instance(instances):
 
 
 def test_the_boot_took_the_fast_paths(instances):
-    """docs/decisions.md 14: ufw's rules from the kept ruleset (not ufw-init),
+    """docs/adr/0014-boot-path.md: ufw's rules from the kept ruleset (not ufw-init),
     cloud-init on the one datasource the image is for and without its local
     stage, nothing of e2scrub, binfmt_misc, KVM or the generators that find
     nothing here, the work off the API's path after it."""

@@ -8,7 +8,7 @@ a third time on the same state.) A mutation whose guard still passes is a
 test that cannot fail: this module fails then.
 
 Runs after the roles' suite and the image checks in `molecule test -s
-image` (order: molecule/image/tests/conftest.py), or alone:
+image` (order: harness/ordering.py), or alone:
 `make mutants`. The table goes to build/mutants.json and from there into
 docs/verification.md.
 """
@@ -48,7 +48,7 @@ class Mutation:
     files: list        # restored from a copy afterwards
     apply: str         # shell, as root on the instance
     settle: str        # shell, after the change and again after restoring
-    guard: str         # the test (file::function under molecule/tests) that must fail
+    guard: str         # the test (file::function under testing/host) that must fail
     undo: str = ""     # shell, before the files are restored
     select: str = ""   # a -k expression picking one parametrized case of the guard
     instance: str = "instance-1"   # where the change is made

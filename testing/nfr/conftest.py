@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def vm():
-    """The instance's facts as scripts/qemu_vm.py recorded them (ports, pid, dir)."""
+    """The instance's facts as harness/vm.py recorded them (ports, pid, dir)."""
     vms = sorted(os.listdir(os.path.join(RUN_DIR, "vms")))
     assert len(vms) == 1, f"the nfr scenario boots one instance, not {vms}"
     state = os.path.join(RUN_DIR, "vms", vms[0], "vm.json")

@@ -2,7 +2,7 @@
 
 From loopback inside the instance, which nginx_rate_limit_exempt leaves
 unlimited by design: the test measures the stack, not the rate limiter
-(whose 429s are tested in molecule/tests/test_nginx.py).
+(whose 429s are tested in testing/host/test_nginx.py).
 """
 
 

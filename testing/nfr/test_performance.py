@@ -3,7 +3,7 @@
 
 wrk runs inside the instance on loopback (exempt from the rate limit by
 design), at the same connection count for all three, in interleaved rounds
-(a, b, c, a, b, c, a, b, c: testing/perf_rounds.py) so the other CI lane's
+(a, b, c, a, b, c, a, b, c: harness/load.py) so the other CI lane's
 load falls on all three alike. Under TCG absolute numbers mean little, and
 TLS runs in emulated software, and wrk's own TLS client shares the one
 vCPU with nginx and gunicorn: the native run (testing/perf) gives the ratios

@@ -1,11 +1,11 @@
 """Throughput on this machine, natively (no VM, no emulated TLS): the ratios
-the in-VM run (testing/nfr/test_4_performance.py) cannot give, since there
+the in-VM run (testing/nfr/test_performance.py) cannot give, since there
 TLS and everything else run under software emulation.
 
 nginx and gunicorn run on loopback from the roles' own templates and
 defaults (rendered by testing/perf/render.yml; only paths and ports are
 moved), the app as supplied runs as `python app/app.py`, and wrk measures
-a, b and c (see testing/perf_rounds.py) in interleaved rounds.
+a, b and c (see harness/load.py) in interleaved rounds.
 Goals: c/b >= 0.85 (nginx with TLS costs gunicorn at most 15 %) and
 c/a >= 2.5. `make perf-native`; figures in build/perf-native.json.
 
