@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Every program in the repository is linted: the Python ones by ruff (the
 # programs the roles install have no .py suffix: ruff.toml names them), the
 # shell ones by shellcheck.
-PY_SOURCES := app harness testing ansible/roles/api/files \
+PY_SOURCES := app harness testing tools aws ansible/roles/api/files \
               ansible/roles/nginx/files/supermega-edge-config \
               ansible/roles/metrics/files/supermega-metrics-config
 SH_SOURCES := .ci/run tools/*.sh packer/*.sh packer/scripts/*.sh packer/base-image/build.sh \
@@ -87,7 +87,7 @@ role-docs: venv ## Regenerate the roles' README variable tables from meta/argume
 	bash tools/role-docs.sh
 
 .PHONY: fleet-lint
-fleet-lint: ## The fleet's CloudFormation template (aws/fleet.yml): cfn-lint + checkov (own venv, PyPI), zero findings; its mutants caught
+fleet-lint: ## The fleet's CloudFormation template (aws/fleet.yml): cfn-lint (+ the project's rules) and checkov (own venv, PyPI), zero findings; its mutants caught
 	bash tools/fleet-lint.sh
 
 .PHONY: unit

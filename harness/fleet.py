@@ -2,13 +2,18 @@
 and a bounded load that records every request.
 
 HAProxy stands in for the ALB of aws/fleet.yml and is set up the way the
-ALB works there: it terminates TLS for the clients, re-encrypts to each
-instance's 443 (the instance's own self-signed certificate, not verified,
-as an ALB does not verify its targets), health-checks `/healthz` over HTTPS
-with the target's address as Host, balances round robin, and appends the
-client address to X-Forwarded-For. The instances trust qemu's gateway
+ALB works there: it terminates TLS for the clients and verifies their
+client certificates against this run's test CA (the trust store; verify
+mode: no certificate, or one of another CA, and the handshake fails), passes
+the verified certificate's subject, issuer and serial in the ALB's header
+names (X-Amzn-Mtls-Clientcert-*, after removing any the client sent),
+re-encrypts to each instance's 443 (the instance's own self-signed
+certificate, not verified, as an ALB does not verify its targets),
+health-checks `/healthz` over HTTPS with the target's address as Host,
+balances round robin, and appends the client address to X-Forwarded-For.
+The instances boot with the template's own user-data: qemu's gateway
 (10.0.2.2, where every forwarded connection comes from) as the load
-balancer, through the template's own user-data.
+balancer's subnet, the client certificate checked by the load balancer.
 
 Clients are told apart by their source address: loopback is all of
 127.0.0.0/8, so each client binds its own (127.0.0.2, 127.0.0.3, ...), and
@@ -33,8 +38,15 @@ from harness.processes import terminate
 from harness.vm import free_port, unverified_context  # noqa: F401 (free_port: also the tests')
 
 # The address the instances see every forwarded connection come from
-# (qemu's user network), given to them as the fleet's VPC range.
+# (qemu's user network), given to them as the load balancer's subnet range
+# (a /32: the template's pattern asks an operator for real subnets, /16-/28).
 LB_PEER = "10.0.2.2/32"
+# The instance's own address on qemu's user network: a request from it (sent
+# inside the instance) comes from a host that is not the load balancer.
+INSTANCE_ADDRESS = "10.0.2.15"
+# The callers' certificate subject the fleet allows (the template's
+# ClientSubjects), as harness.pki's web-tier certificate carries it.
+ALLOWED_SUBJECT = "CN=web-tier,O=SuperMega Bank"
 # The Host the ALB's health checks carry: the target's own address (the
 # guest's address on qemu's user network).
 HEALTH_CHECK_HOST = "10.0.2.15"
@@ -50,7 +62,9 @@ CHECK_RISE = 2
 def fleet_user_data():
     """The cloud-config the fleet's launch template gives an instance, with
     this run's values for its parameters."""
-    return user_data(load(), {"ServerName": SERVER_NAME, "VpcCidr": LB_PEER, "MonitoringCidr": ""})
+    return user_data(load(), {"ServerName": SERVER_NAME, "LoadBalancerSubnetCidrs": LB_PEER,
+                              "MonitoringCidr": "", "AllowUnauthenticatedCallers": "false",
+                              "ClientSubjects": ALLOWED_SUBJECT})
 
 
 def make_ssh_key(work, comment):
@@ -136,7 +150,15 @@ defaults
     option redispatch 1
 
 frontend fleet
-    bind 127.0.0.1:{port} ssl crt {pem} alpn http/1.1
+    # mutual TLS in verify mode, as the ALB's trust store: no certificate of
+    # the callers' CA, no connection
+    bind 127.0.0.1:{port} ssl crt {pem} ca-file {ca} verify required alpn http/1.1
+    # the verified certificate, in the ALB's header names; a client's own
+    # headers of those names never pass
+    http-request del-header X-Amzn-Mtls- -m beg
+    http-request set-header X-Amzn-Mtls-Clientcert-Subject %[ssl_c_s_dn(,0,rfc2253)]
+    http-request set-header X-Amzn-Mtls-Clientcert-Issuer %[ssl_c_i_dn(,0,rfc2253)]
+    http-request set-header X-Amzn-Mtls-Clientcert-Serial-Number %[ssl_c_serial,hex]
     option forwardfor
     default_backend instances
 
@@ -157,9 +179,12 @@ backend instances
 class Haproxy:
     """HAProxy in the foreground on 127.0.0.1, driven by its runtime API."""
 
-    def __init__(self, workdir, slots):
+    def __init__(self, workdir, slots, ca_file, check_host=HEALTH_CHECK_HOST):
         """slots: {server name: instance port}, in order; all but the first
-        two start in maintenance (add them with ready())."""
+        two start in maintenance (add them with ready()). ca_file: the
+        callers' CA (the trust store). check_host: the Host of the health
+        checks (the target's address, as the ALB sends it)."""
+        self.ca_file, self.check_host = ca_file, check_host
         self.dir = os.path.join(workdir, "haproxy")
         os.makedirs(self.dir, exist_ok=True)
         self.sock = os.path.join(self.dir, "admin.sock")
@@ -184,8 +209,8 @@ class Haproxy:
             for i, (name, port) in enumerate(self.slots.items()))
         cfg = os.path.join(self.dir, "haproxy.cfg")
         with open(cfg, "w") as f:
-            f.write(HAPROXY_CFG.format(sock=self.sock, port=self.port, pem=pem,
-                                       check_host=HEALTH_CHECK_HOST, inter=CHECK_INTER_MS,
+            f.write(HAPROXY_CFG.format(sock=self.sock, port=self.port, pem=pem, ca=self.ca_file,
+                                       check_host=self.check_host, inter=CHECK_INTER_MS,
                                        fall=CHECK_FALL, rise=CHECK_RISE, servers=servers))
         check = subprocess.run(["haproxy", "-c", "-f", cfg], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
@@ -256,6 +281,31 @@ class Haproxy:
         assert self.command(f"set server instances/{server} state maint").strip() == ""
 
 
+def client_context(cert=None):
+    """A TLS client context that presents `cert` ((certificate, key) paths,
+    or None: no certificate) and, as the ALB's clients do, does not check
+    the load balancer's test certificate (made per run, for loopback)."""
+    ctx = unverified_context()
+    if cert:
+        ctx.load_cert_chain(*cert)
+    return ctx
+
+
+def request(port, cert, path="/customers/111", headers=None, source="127.0.0.1", timeout=10):
+    """One GET through the load balancer: (status, body), or (the error's
+    name, "") when the connection or the TLS handshake is refused."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=client_context(cert),
+                                       timeout=timeout, source_address=(source, 0))
+    try:
+        conn.request("GET", path, headers={"Host": SERVER_NAME, **(headers or {})})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    except (OSError, http.client.HTTPException) as e:
+        return type(e).__name__, ""
+    finally:
+        conn.close()
+
+
 class Load:
     """Clients sending GETs through the load balancer at a fixed pace, each
     from its own loopback address over a kept-alive connection, until
@@ -266,8 +316,10 @@ class Load:
     PATHS = ("/customers", "/customers/111", "/customers/111/accounts",
              "/customers/222/accounts/4")
 
-    def __init__(self, port, origin, max_seconds, timeout=10):
+    def __init__(self, port, origin, max_seconds, cert, timeout=10):
+        """cert: (certificate, key) the clients present to the load balancer."""
         self.port, self.origin, self.max_seconds, self.timeout = port, origin, max_seconds, timeout
+        self.context = client_context(cert)
         self.records = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -277,8 +329,10 @@ class Load:
     def client(self, address, rate, max_requests, connections=1, forge=False):
         """`connections` kept-alive connections from `address`, together
         `rate` requests per second (0: each as fast as it is answered).
-        forge: each request carries an X-Forwarded-For of its own, naming a
-        new address every time (a client trying to dodge a per-client limit)."""
+        forge: True, each request carries an X-Forwarded-For of its own,
+        naming a new address every time (a client trying to dodge a
+        per-client limit); an address, every request names that one (a
+        client trying to spend another's limit)."""
         for n in range(connections):
             interval = connections / rate if rate else 0
             t = threading.Thread(target=self._run, args=(address, interval,
@@ -289,7 +343,7 @@ class Load:
         return self
 
     def _connect(self, address):
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=unverified_context(),
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context,
                                            timeout=self.timeout, source_address=(address, 0))
 
     def _run(self, address, interval, max_requests, n, forge):
@@ -310,8 +364,10 @@ class Load:
             sent = time.monotonic()
             try:
                 headers = {"Host": SERVER_NAME}
-                if forge:
+                if forge is True:
                     headers["X-Forwarded-For"] = f"198.51.100.{i % 250 + 1}, 203.0.113.{n + 1}"
+                elif forge:
+                    headers["X-Forwarded-For"] = forge
                 conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
                 response.read()

@@ -52,12 +52,25 @@ def substitute(template, text, values):
 
 
 def evaluate(template, node, values):
-    """The few intrinsic functions the user-data's variables use: a string,
-    Fn::Sub of parameters, Fn::If on a condition made of Fn::Not, Fn::Equals
-    and Ref (anything else is refused, so nothing is guessed)."""
-    if isinstance(node, str):
+    """The few intrinsic functions the template's user-data and conditions
+    use: a string, Ref, Fn::Sub of parameters, Fn::Join, Fn::Split,
+    Fn::Select, and Fn::If on a condition made of Fn::Not, Fn::Equals,
+    Fn::And and Condition (anything else is refused, so nothing is guessed)."""
+    if isinstance(node, (str, int)):
         return node
+    if isinstance(node, list):
+        return [evaluate(template, item, values) for item in node]
     (name, arg), = node.items()
+    if name == "Fn::Join":
+        return arg[0].join(evaluate(template, arg[1], values))
+    if name == "Fn::Split":
+        return evaluate(template, arg[1], values).split(arg[0])
+    if name == "Fn::Select":
+        return evaluate(template, arg[1], values)[int(evaluate(template, arg[0], values))]
+    if name == "Fn::And":
+        return all(evaluate(template, item, values) for item in arg)
+    if name == "Condition":
+        return evaluate(template, template["Conditions"][arg], values)
     if name == "Ref":
         assert arg in values, f"no value given for the user-data's Ref {arg}"
         return values[arg]

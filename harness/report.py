@@ -249,6 +249,27 @@ def fleet_picture(name, scenario, out_dir):
     return filename
 
 
+def callers_rows(c):
+    """Who the fleet lets in (testing/fleet's caller checks)."""
+    if not c:
+        return ["Callers: not checked in this run."]
+    refused = c.get("refused_at_balancer", {})
+    return [
+        "| Caller | Outcome |", "|---|---|",
+        f"| no certificate | {refused.get('None', 'n/a')} (refused at the balancer) |",
+        f"| a certificate of another CA | {refused.get('stranger', 'n/a')} |",
+        f"| an expired certificate | {refused.get('expired', 'n/a')} |",
+        f"| the callers' CA, allowed subject | {c.get('good_certificate', 'n/a')} |",
+        f"| the callers' CA, another subject | {c.get('subject_not_allowed', 'n/a')} |",
+        f"| the ALB's subject header sent straight to an instance | "
+        f"{c.get('forged_header_straight', 'n/a')}, logged as {c.get('logged_as', 'n/a')} |",
+        f"| a burst naming a steady client in X-Forwarded-For, through the balancer | "
+        f"{c.get('forging_burst', 'n/a')}; the named client's {c.get('victim_requests', 'n/a')} "
+        f"requests meanwhile: {c.get('victim_failed', 'n/a')} failed |",
+        f"| the same straight to an instance | {c.get('straight_statuses', 'n/a')}, logged as "
+        f"{c.get('straight_logged_as', 'n/a')} |"]
+
+
 def fleet_section(f, docs_dir):
     """The local fleet: HAProxy before instances of the image (testing/fleet)."""
     lines = ["", "## The fleet behind a load balancer (testing/fleet, `make fleet-check`)", ""]
@@ -257,16 +278,19 @@ def fleet_section(f, docs_dir):
     boot = f.get("boot", {})
     check = boot.get("health_check", {})
     lines += [
-        "HAProxy (Debian's package) on the controller's loopback terminates TLS, re-encrypts "
-        "to each instance's 443, health-checks `/healthz` every "
-        f"{check.get('inter_ms')} ms ({check.get('fall')} failures mark a server down) and "
-        "appends the client's address to X-Forwarded-For. The instances are the baked image, "
-        "booted with the user-data of aws/fleet.yml's launch template (qemu's gateway as the "
-        "trusted range). Three steady clients send 4 requests/s each, each from its own "
-        "loopback address.", "",
+        "HAProxy (Debian's package) on the controller's loopback terminates TLS and verifies "
+        "the callers' client certificates against the run's test CA (the ALB's trust store, "
+        "verify mode), passes the verified subject in the ALB's header "
+        "(X-Amzn-Mtls-Clientcert-Subject), re-encrypts to each instance's 443, health-checks "
+        f"`/healthz` every {check.get('inter_ms')} ms ({check.get('fall')} failures mark a "
+        "server down) and appends the client's address to X-Forwarded-For. The instances are "
+        "the baked image, booted with the user-data of aws/fleet.yml's launch template (qemu's "
+        "gateway as the load balancer's subnet, client_auth load_balancer). Three steady "
+        "clients send 4 requests/s each, each from its own loopback address.", "",
         f"First two instances healthy after: {boot.get('instances')} (both: "
-        f"{boot.get('both_seconds')} s).", "",
-        "| Scenario | Requests | Failed | Figures |", "|---|---|---|---|"]
+        f"{boot.get('both_seconds')} s).", ""]
+    lines += callers_rows(f.get("callers"))
+    lines += ["", "| Scenario | Requests | Failed | Figures |", "|---|---|---|---|"]
     abuse, roll, kill = f.get("abuse"), f.get("roll"), f.get("kill")
     if abuse:
         lines.append(

@@ -1,7 +1,24 @@
 """The fleet, proven with a real load balancer (`make fleet-check`, after
 `make image`): HAProxy on loopback in front of instances of the baked image
-that took the fleet's own user-data (aws/fleet.yml) at boot. Under a bounded
-load, in this order:
+that took the fleet's own user-data (aws/fleet.yml) at boot. HAProxy verifies
+the callers' client certificates against this run's test CA and passes the
+subject in the ALB's header names (harness/fleet.py); the instances
+authorise on it (client_auth load_balancer). In this order:
+
+Callers (a few requests each, through the load balancer unless said):
+- no certificate: refused at the balancer (the TLS handshake fails);
+- a certificate from another CA: refused at the balancer;
+- a good certificate: 200 with the customer's data (and a certificate of
+  the bank's CA with a subject not allowed: JSON 403 from the instance);
+- the ALB's subject header forged straight to an instance (from the
+  instance's own address, not the balancer's): JSON 403, no data, logged
+  as that address;
+- a forged X-Forwarded-For from inside: a client naming a steady client's
+  address in a burst through the balancer is limited as itself, and the
+  steady client keeps getting 200s; the same sent straight to an instance
+  is refused and logged as its real source.
+
+Under a bounded load:
 
 1. one abusive client: its burst (each request with a forged
    X-Forwarded-For naming a new address) gets 429s while the other clients'
@@ -26,8 +43,11 @@ import pytest
 
 from harness import ROOT
 from harness.fleet import (
+    ALLOWED_SUBJECT,
     CHECK_FALL,
     CHECK_INTER_MS,
+    INSTANCE_ADDRESS,
+    SERVER_NAME,
     Haproxy,
     Instance,
     Load,
@@ -36,7 +56,9 @@ from harness.fleet import (
     free_port,
     make_ssh_key,
     per_second,
+    request,
 )
+from harness.pki import image_pki
 
 IMAGE = os.environ.get("IMAGE", os.path.join(ROOT, "build", "image", "supermega-api.qcow2"))
 RESULTS = os.path.join(ROOT, "build", "fleet.json")
@@ -56,10 +78,14 @@ class Fleet:
     def __init__(self, work):
         assert os.path.isfile(IMAGE), f"{IMAGE} not found: bake it first (make image)"
         self.key = make_ssh_key(work, "fleet-check")
+        pki = os.path.join(work, "pki")
+        image_pki(pki)      # the callers' CA, a CA that is not theirs, and their certificates
+        self.certs = {n: (os.path.join(pki, f"{n}.pem"), os.path.join(pki, f"{n}.key"))
+                      for n in ("web-tier", "intruder", "stranger", "expired")}
         ports = {f"s{n}": free_port() for n in (1, 2, 3, 4)}
         self.instances = {name: Instance(f"fleet-{name}", work, IMAGE, self.key, port)
                           for name, port in ports.items()}
-        self.lb = Haproxy(work, ports)
+        self.lb = Haproxy(work, ports, ca_file=os.path.join(pki, "ca.pem"))
         self.events = []
         self.origin = time.monotonic()
 
@@ -69,7 +95,7 @@ class Fleet:
     def load(self, seconds):
         self.origin = time.monotonic()
         self.events = []
-        load = Load(self.lb.port, self.origin, seconds)
+        load = Load(self.lb.port, self.origin, seconds, self.certs["web-tier"])
         for address in STEADY:
             load.client(address, STEADY_RATE, STEADY_RATE * seconds)
         return load
@@ -114,13 +140,129 @@ def fleet(tmp_path_factory):
         save()
 
 
+# Refused in the handshake: what Python's client sees when the balancer
+# refuses its certificate (or its lack of one).
+REFUSED = ("SSLError", "ConnectionResetError", "RemoteDisconnected", "SSLEOFError")
+
+# A request sent inside an instance to its own address (a peer that is not
+# the load balancer), with headers the test forges; prints the status and body.
+INSIDE_PROBE = r"""
+import http.client, json, ssl, sys
+spec = json.loads(sys.argv[1])
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+conn = http.client.HTTPSConnection(spec["address"], 443, context=ctx, timeout=20,
+                                   source_address=(spec["address"], 0))
+statuses = []
+for _ in range(spec["repeat"]):
+    conn.request("GET", "/customers/111", headers=spec["headers"])
+    r = conn.getresponse()
+    statuses.append([r.status, r.read().decode()])
+print(json.dumps(statuses))
+"""
+
+
+def inside(instance, headers, repeat=1):
+    spec = {"address": INSTANCE_ADDRESS, "repeat": repeat,
+            "headers": {"Host": SERVER_NAME, **headers}}
+    out = instance.ssh(f"python3 -c {shell_quote(INSIDE_PROBE)} {shell_quote(json.dumps(spec))}")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def shell_quote(text):
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def logged_clients(instance, user_agent, count=1, timeout=15):
+    """The remote_addr nginx logged for requests carrying `user_agent`, once
+    `count` are there (nginx flushes its log every second: polled, bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = instance.ssh(f"sudo grep -F '\"user_agent\":\"{user_agent}\"' "
+                           "/var/log/nginx/access.log || true")
+        found = [json.loads(line)["remote_addr"] for line in out.stdout.splitlines()
+                 if line.strip()]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
+def test_callers_without_a_good_certificate_are_refused_at_the_balancer(fleet):
+    outcomes = {name: request(fleet.lb.port, fleet.certs.get(name))[0]
+                for name in (None, "stranger", "expired")}
+    results["callers"] = {"refused_at_balancer": {str(k): v for k, v in outcomes.items()}}
+    save()
+    assert all(outcome in REFUSED for outcome in outcomes.values()), outcomes
+
+
+def test_a_good_certificate_reads_data_and_another_subject_gets_403(fleet):
+    good = request(fleet.lb.port, fleet.certs["web-tier"])
+    other = request(fleet.lb.port, fleet.certs["intruder"])
+    results["callers"].update({"good_certificate": good[0], "subject_not_allowed": other[0]})
+    save()
+    assert good[0] == 200 and json.loads(good[1])["id"] == "111", good
+    assert other == (403, '{"error": "Forbidden"}\n'), other
+
+
+def test_the_alb_header_forged_straight_to_an_instance_gets_403(fleet):
+    """The subject header the load balancer passes, sent to an instance from
+    another address (the instance's own): counts for nothing."""
+    tag = "forged-alb-header"
+    (answer,) = inside(fleet.instances["s1"], {"X-Amzn-Mtls-Clientcert-Subject": ALLOWED_SUBJECT,
+                                               "User-Agent": tag})
+    clients = logged_clients(fleet.instances["s1"], tag)
+    results["callers"].update({"forged_header_straight": answer[0], "logged_as": clients})
+    save()
+    assert answer == [403, '{"error": "Forbidden"}\n'], answer
+    assert clients == [INSTANCE_ADDRESS], clients
+
+
+def test_a_forged_forwarded_for_from_inside_spends_nobody_elses_limit(fleet):
+    """A client naming a steady client's address in X-Forwarded-For: through
+    the balancer, in a burst, it is limited as itself while that steady
+    client keeps getting 200s; straight to an instance, it is refused and
+    logged as its real source."""
+    victim = STEADY[0]
+    load = fleet.load(25)
+    time.sleep(3)
+    fleet.mark("forging burst starts")
+    abuse = Load(fleet.lb.port, fleet.origin, 12, fleet.certs["web-tier"]).client(
+        ABUSER, 0, 400, connections=8, forge=victim)
+    for t in abuse.threads:
+        t.join(timeout=30)
+    forged = abuse.stop()
+    fleet.mark("forging burst ends")
+    tag = "forged-xff-inside"
+    straight = inside(fleet.instances["s2"], {"X-Forwarded-For": victim, "User-Agent": tag,
+                                              "X-Amzn-Mtls-Clientcert-Subject": ALLOWED_SUBJECT},
+                      repeat=5)
+    time.sleep(3)
+    steady = load.stop()
+    victims = [r for r in steady if r[2] == victim]
+    statuses = {}
+    for r in forged:
+        statuses[str(r[3])] = statuses.get(str(r[3]), 0) + 1
+    clients = logged_clients(fleet.instances["s2"], tag, count=5)
+    results["callers"].update({"forging_burst": statuses, "victim_requests": len(victims),
+                               "victim_failed": len(failures(victims)),
+                               "straight_statuses": [a[0] for a in straight],
+                               "straight_logged_as": sorted(set(clients))})
+    save()
+    assert statuses.get("429", 0) > 0, f"the forging client was never limited: {statuses}"
+    assert victims and failures(victims) == [], f"the named client was refused: {victims[:10]}"
+    assert [a[0] for a in straight] == [403] * 5, straight
+    assert len(clients) == 5 and set(clients) == {INSTANCE_ADDRESS}, clients
+
+
 def test_1_abusive_client_gets_429s_others_do_not_and_nobody_is_banned(fleet):
     load = fleet.load(40)
     time.sleep(4)
     fleet.mark("burst starts")
     burst_from = time.monotonic() - fleet.origin
-    abuse = Load(fleet.lb.port, fleet.origin, 20).client(ABUSER, 0, 800, connections=16,
-                                                          forge=True)
+    abuse = Load(fleet.lb.port, fleet.origin, 20, fleet.certs["web-tier"]).client(
+        ABUSER, 0, 800, connections=16, forge=True)
     for t in abuse.threads:
         t.join(timeout=40)
     abusive = abuse.stop()

@@ -59,6 +59,11 @@ def run(tmp_path, settings, check=False):
     ({"client_ca_bundle": "not a certificate"}, "client_ca_bundle: no PEM certificate"),
     ({"behind_load_balancer": "yes"}, "behind_load_balancer must be true or false"),
     ({"behind_load_balancer": True}, "behind_load_balancer without trusted_proxies"),
+    ({"client_auth": "alb"}, "client_auth must be one of ['tls', 'load_balancer', 'none']"),
+    ({"client_auth": "tls"}, "client_auth tls without client_ca_bundle"),
+    ({"client_auth": "load_balancer", "trusted_proxies": ["10.0.0.0/24"]},
+     "client_auth load_balancer without behind_load_balancer"),
+    ({"client_auth": "none", "client_subjects": ["CN=web"]}, "client_subjects without"),
 ])
 def test_malformed_settings_are_refused_by_name(tmp_path, settings, named):
     out = run(tmp_path, settings)
@@ -66,6 +71,15 @@ def test_malformed_settings_are_refused_by_name(tmp_path, settings, named):
     assert named in out.stderr and "nginx will not start" in out.stderr, out.stderr
     assert not (tmp_path / "out").exists(), "nothing may be written from refused settings"
     assert not list((tmp_path / "jail.d").iterdir())
+
+
+@pytest.mark.parametrize("auth", ["load_balancer", "none"])
+def test_a_ca_bundle_this_host_would_not_use_is_refused(tmp_path, pki, auth):
+    """Behind a load balancer that checks certificates (or with none), a CA
+    bundle here would suggest a check this host does not make."""
+    out = run(tmp_path, {"client_auth": auth, "client_ca_bundle": pki["ca"],
+                         "trusted_proxies": ["10.0.0.0/24"], "behind_load_balancer": True})
+    assert out.returncode == 1 and f"client_ca_bundle with client_auth {auth}" in out.stderr, out
 
 
 def test_a_leaf_certificate_is_not_a_client_ca(tmp_path, pki):
@@ -134,3 +148,36 @@ def test_without_fail2ban_the_jail_override_is_skipped(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "changed", out
     assert not (tmp_path / "no-fail2ban").exists()
+
+
+def test_behind_a_load_balancer_that_checks_certificates(tmp_path):
+    """client_auth load_balancer (the fleet's user-data): the subject the
+    load balancer verified counts only when the peer is a trusted proxy,
+    and must be one of client_subjects; nginx asks for no certificate."""
+    settings = {"trusted_proxies": ["10.20.1.0/24", "10.20.2.0/24"],
+                "behind_load_balancer": True, "client_auth": "load_balancer",
+                "client_subjects": ["CN=web-tier,O=SuperMega Bank"]}
+    out = run(tmp_path, settings)
+    assert out.returncode == 0 and out.stdout.strip() == "changed", out
+    http = (tmp_path / "out" / "http.conf").read_text()
+    client_map = http[http.index("$api_client_ok {") - 80:]
+    client_map = client_map[:client_map.index("}")]
+    assert 'map "$api_trusted_peer|$http_x_amzn_mtls_clientcert_subject" $api_client_ok {' \
+        in client_map
+    assert "    default 0;" in client_map
+    assert '    "1|CN=web-tier,O=SuperMega Bank" 1;' in client_map
+    assert "~" not in client_map          # only the listed subject, no pattern
+    # the peer is trusted only when it is one of the load balancer's ranges
+    geo = http[http.index("geo $realip_remote_addr $api_trusted_peer"):]
+    geo = geo[:geo.index("}")]
+    assert "    default 0;" in geo and "    10.20.1.0/24 1;" in geo
+    tls = (tmp_path / "out" / "server-tls.conf").read_text()
+    assert "ssl_verify_client" not in tls and not (tmp_path / "out" / "client-ca.pem").read_text()
+
+
+def test_behind_a_load_balancer_any_verified_subject_without_a_list(tmp_path):
+    out = run(tmp_path, {"trusted_proxies": ["10.20.1.0/24"], "behind_load_balancer": True,
+                         "client_auth": "load_balancer"})
+    assert out.returncode == 0, out
+    http = (tmp_path / "out" / "http.conf").read_text()
+    assert '    "~^1\\|." 1;' in http    # a trusted peer and a non-empty subject
