@@ -62,3 +62,10 @@ def metrics_sources(host):
     from user-data): the same source either way."""
     text = host.file(METRICS_SETTINGS).content_string
     return json.loads(text).get("metrics_sources", [])
+
+
+def https_port_clients_see():
+    """The HTTPS port the host's clients use (its HTTP redirect names it): the
+    deployment's setting, as the runner of the suite states it
+    (SUPERMEGA_HTTPS_PORT: Vagrant forwards 8443), else the nginx role's."""
+    return int(os.environ.get("SUPERMEGA_HTTPS_PORT") or NAMES["nginx_redirect_https_port"])

@@ -6,13 +6,17 @@
    ansible/site.yml, which must fail nothing;
 2. from this machine: https://127.0.0.1:8443/customers returns the seed data
    (and /healthz over plain HTTP on :8080);
-3. `vagrant destroy -f`: no domain this run defined and no qemu process of
+3. the roles' Testinfra suite (testing/host) on the VM, through Vagrant's
+   own inventory: the host state a `vagrant up` leaves, checked as on
+   Molecule's VM (the HTTPS port its clients see: Vagrant's forward);
+4. `vagrant destroy -f`: no domain this run defined and no qemu process of
    ours left (domains libvirt already had before `vagrant up`, e.g. another
    checkout's, are named in the log and not ours to judge).
 
 A second `vagrant provision` is not run: idempotence of the same playbook is
 Molecule's (molecule/default), and it would add a converge's time, not coverage.
-Times go to build/timings.json (vagrant_up_seconds, vagrant_converge_*, vagrant_destroy_seconds).
+Times go to build/timings.json (vagrant_up_seconds, vagrant_converge_*,
+vagrant_verify_*, vagrant_destroy_seconds).
 """
 
 import json
@@ -60,6 +64,25 @@ def leftovers():
     return domains, networks, procs
 
 
+def run_host_suite(env):
+    """testing/host against the Vagrant VM (Vagrant's generated inventory),
+    as Molecule runs it against its VMs: as root, over one kept SSH
+    connection (the host's ufw limits new SSH connections)."""
+    inventory = os.path.join(ROOT, ".vagrant", "provisioners", "ansible", "inventory",
+                             "vagrant_ansible_inventory")
+    control = os.path.join(ROOT, ".vagrant", "cp-%C")
+    suite_env = dict(env, SUPERMEGA_HTTPS_PORT=env.get("VAGRANT_HTTPS_PORT", "8443"),
+                     ANSIBLE_HOST_KEY_CHECKING="False",
+                     ANSIBLE_SSH_ARGS="-o UserKnownHostsFile=/dev/null "
+                                      "-o StrictHostKeyChecking=no -o ControlMaster=auto "
+                                      f"-o ControlPersist=300s -o ControlPath={control} "
+                                      "-o ServerAliveInterval=15")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--durations=15",
+         "--hosts=ansible://default", f"--ansible-inventory={inventory}", "--sudo",
+         os.path.join(ROOT, "testing", "host")], env=suite_env, cwd=ROOT).returncode
+
+
 def check(condition, message):
     if not condition:
         raise SystemExit(f"vagrant-check: FAILED: {message}")
@@ -88,6 +111,7 @@ def main():
         log("HTTPS /customers from the host: 200 with the seed data")
         converge = {k: v for k, v in load().items() if k.startswith("vagrant_converge_")}
         check(converge.get("vagrant_converge_failed") == 0, f"the converge's recap: {converge}")
+        check(run_host_suite(env) == 0, "the roles' Testinfra suite failed on the Vagrant VM")
         code = 0
     finally:
         subprocess.run([*TIMED, "vagrant_destroy", "--", "vagrant", "destroy", "-f"], env=env,

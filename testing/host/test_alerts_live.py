@@ -10,9 +10,12 @@ stopped: ApiDown must fire, not before its `for` and within a bound after
 it (measured from the stop), and resolve once the units are back.
 
 The mutation row runs in the same outage: a second Prometheus, identical
-but for the ApiDown rule removed from its copy of the rules, scrapes the
-same targets and must NOT fire; if it did, this test could not tell a
-working rule from a missing one.
+but for a careless change to its copy of ApiDown (the rule is still there,
+by the same name, but its expression reads a job that does not exist),
+scrapes the same targets and sees the outage (its probe_success is 0) yet
+must NOT fire, read by the very same code that sees the project's rule
+fire: were the detection independent of the rule's expression (reading
+the wrong state, counting pending as firing), this row would fail.
 
 Runs on a baked instance: the image scenario's instance-1, given qemu's
 gateway (whence this machine's scrapes come) as its monitoring source in
@@ -168,8 +171,14 @@ def monitoring(forwards, tmp_path_factory):
     with open(RULES) as f:
         rules = yaml.safe_load(f)
     muted = json.loads(json.dumps(rules))
+    changed = 0
     for group in muted["groups"]:
-        group["rules"] = [r for r in group["rules"] if r.get("alert") != "ApiDown"]
+        for rule in group["rules"]:
+            if rule.get("alert") == "ApiDown":
+                assert 'job="api-https"' in rule["expr"], rule
+                rule["expr"] = rule["expr"].replace('job="api-https"', 'job="api-https-typo"')
+                changed += 1
+    assert changed == 1, "the project's rules have no single ApiDown to change"
     blackbox_log = open(os.path.join(work, "blackbox.log"), "w")  # noqa: SIM115
     servers, blackbox = {}, None
     try:
@@ -177,7 +186,7 @@ def monitoring(forwards, tmp_path_factory):
             ["/usr/bin/prometheus-blackbox-exporter", f"--config.file={work}/blackbox.yml",
              f"--web.listen-address={blackbox_address}"],
             stdout=blackbox_log, stderr=subprocess.STDOUT)
-        for name, server_rules in (("project", rules), ("without-apidown", muted)):
+        for name, server_rules in (("project", rules), ("apidown-miswired", muted)):
             servers[name] = Prometheus(work, name, server_rules, targets)
         for server in servers.values():
             server.wait_ready()
@@ -237,7 +246,7 @@ def test_every_target_is_up(monitoring):
 
 
 def test_api_down_fires_after_its_for_and_resolves(host, monitoring):
-    prom, muted = monitoring["project"], monitoring["without-apidown"]
+    prom, muted = monitoring["project"], monitoring["apidown-miswired"]
     hold = api_down_for()
     figures = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                "scrape_interval_seconds": SCRAPE, "evaluation_interval_seconds": EVALUATE,
@@ -246,11 +255,13 @@ def test_api_down_fires_after_its_for_and_resolves(host, monitoring):
     stopped = time.monotonic()
     try:
         fired = pending = None
-        muted_state = "inactive"
+        muted_states, muted_saw_outage = set(), False
         deadline = stopped + hold + FIRING_BOUND_AFTER_FOR
         while time.monotonic() < deadline:
             state = prom.alert_state("ApiDown")
-            muted_state = muted.alert_state("ApiDown")
+            muted_states.add(muted.alert_state("ApiDown"))
+            seen = muted.query('probe_success{job="api-https"}')
+            muted_saw_outage = muted_saw_outage or (bool(seen) and seen[0]["value"][1] == "0")
             now = time.monotonic() - stopped
             if state == "pending" and pending is None:
                 pending = round(now, 1)
@@ -263,7 +274,8 @@ def test_api_down_fires_after_its_for_and_resolves(host, monitoring):
                           'state="active"}')
         figures.update(pending_after_seconds=pending, fired_after_seconds=fired,
                        unit_inactive_seen=bool(unit) and unit[0]["value"][1] == "0",
-                       without_rule_state=muted_state)
+                       miswired_rule_states=sorted(muted_states),
+                       miswired_saw_outage=muted_saw_outage)
     finally:
         host.run_expect([0], "systemctl start " + " ".join(UNITS))
         restarted = time.monotonic()
@@ -274,7 +286,7 @@ def test_api_down_fires_after_its_for_and_resolves(host, monitoring):
             break
         time.sleep(1)
     figures["resolved_after_seconds"] = resolved
-    figures["caught_without_rule"] = muted_state == "inactive" and fired is not None
+    figures["caught_when_miswired"] = muted_states == {"inactive"} and fired is not None
     save(figures)
     assert fired is not None, f"ApiDown not firing {hold + FIRING_BOUND_AFTER_FOR} s after the " \
                               f"stop: {figures}"
@@ -282,5 +294,7 @@ def test_api_down_fires_after_its_for_and_resolves(host, monitoring):
     # the first failed probe comes after the stop
     assert fired >= hold, figures
     assert figures["unit_inactive_seen"], figures
-    assert muted_state == "inactive", f"fired without the ApiDown rule: {figures}"
+    # the miswired copy saw the same outage and stayed silent
+    assert muted_saw_outage, f"the second Prometheus never saw the outage: {figures}"
+    assert muted_states == {"inactive"}, f"a miswired ApiDown fired: {figures}"
     assert resolved is not None, f"ApiDown still active {RESOLVE_BOUND} s after the start"

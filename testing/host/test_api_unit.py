@@ -44,6 +44,28 @@ def test_start_is_not_ordered_behind_cloud_init(host, unit):
         assert {"systemd-sysctl.service", "auditd.service"} <= after, after
 
 
+# Syscalls the API never needs, which a foothold in it would: each must be
+# refused by the unit's effective filter (drop-ins included).
+DENIED_SYSCALLS = ["ptrace", "mount", "umount2", "reboot", "kexec_load", "init_module",
+                   "delete_module", "swapon", "bpf", "setrlimit", "chroot", "pivot_root",
+                   "settimeofday"]
+
+
+def test_the_api_runs_under_a_syscall_filter(host):
+    """The effective SystemCallFilter (allow @system-service, deny @privileged
+    and @resources) denies what the API never uses, and the running master is
+    under a seccomp filter (mode 2), so the filter is applied, not only set."""
+    allowed = unit_property(host, f"{API}.service", "SystemCallFilter")
+    assert allowed and not allowed.startswith("~"), allowed    # an allow-list
+    listed = set(allowed.split())
+    assert {"read", "write", "accept4", "sendmsg"} <= listed, allowed
+    assert not set(DENIED_SYSCALLS) & listed, set(DENIED_SYSCALLS) & listed
+    assert unit_property(host, f"{API}.service", "SystemCallErrorNumber") == "EPERM"
+    pid = unit_property(host, f"{API}.service", "MainPID")
+    status = host.file(f"/proc/{pid}/status").content_string
+    assert re.search(r"^Seccomp:\s+2$", status, re.M), status
+
+
 def test_socket_triggers_service(host):
     assert unit_property(host, f"{API}.socket", "Triggers") == f"{API}.service"
     assert unit_property(host, f"{API}.service", "ExecReload").find("HUP") > 0

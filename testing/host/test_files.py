@@ -1,6 +1,7 @@
 """Owners and modes that matter (linux-baseline os-02, os-03, os-05, os-13)."""
 
 import time
+import uuid
 
 import pytest
 
@@ -123,17 +124,48 @@ def test_unattended_security_upgrades(host):
                                    "Unattended-Upgrade::Allowed-Origins:: "))]
     assert origins, "no origins configured"
     assert all("security" in origin.lower() for origin in origins), origins
+    # an immutable image's instance is replaced, never rebooted behind the
+    # operator's back (apt's merged configuration: a later file would win)
+    reboots = [line for line in config.splitlines()
+               if line.startswith("Unattended-Upgrade::Automatic-Reboot ")]
+    assert reboots == ['Unattended-Upgrade::Automatic-Reboot "false";'], reboots
 
 
 def test_time_sync(host):
     assert host.service("systemd-timesyncd").is_running
 
 
+def effective(config_text, key):
+    """The value systemd applies for KEY: the last assignment across the
+    configuration and its drop-ins, in the order systemd reads them."""
+    values = [line.split("=", 1)[1].strip() for line in config_text.splitlines()
+              if line.strip().startswith(f"{key}=")]
+    return values[-1] if values else None
+
+
 def test_journald_capped_and_persistent(host):
-    conf = host.file("/etc/systemd/journald.conf.d/50-hardening.conf").content_string
-    assert "SystemMaxUse=500M" in conf and "Storage=persistent" in conf
+    """What journald reads, drop-ins included (a later one would override the
+    role's), and the persistent journal it keeps."""
+    config = host.check_output("systemd-analyze cat-config systemd/journald.conf")
+    assert effective(config, "SystemMaxUse") == "500M", config
+    assert effective(config, "SystemMaxFileSize") == "50M", config
+    assert effective(config, "MaxRetentionSec") == "1month", config
+    assert effective(config, "Storage") == "persistent", config
     assert host.file("/var/log/journal").is_directory
+    machine = host.file("/etc/machine-id").content_string.strip()
+    assert host.file(f"/var/log/journal/{machine}/system.journal").exists
 
 
-def test_sudo_logs_and_uses_pty(host):
-    assert host.run("sudo -l").stdout.find("use_pty") >= 0
+def test_sudo_runs_commands_on_a_pty_and_logs_them(host):
+    """The hardening role's drop-in: every sudo command on a pty of its own
+    (here, where the caller has none) and in /var/log/sudo.log. Debian's
+    /etc/sudoers already sets use_pty, so the log line and the drop-in are
+    what fail without the role."""
+    marker = f"sudo-check-{uuid.uuid4().hex[:12]}"
+    out = host.run(f"sudo -n /bin/sh -c 'tty; echo {marker}'")
+    assert out.rc == 0, out.stderr
+    assert out.stdout.splitlines()[0].startswith("/dev/pts/"), out.stdout
+    assert marker in host.file("/var/log/sudo.log").content_string
+    dropin = host.file("/etc/sudoers.d/00-hardening").content_string
+    assert "Defaults use_pty" in dropin.splitlines()
+    assert 'Defaults logfile="/var/log/sudo.log"' in dropin.splitlines()

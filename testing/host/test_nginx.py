@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness.deployment import API
+from harness.deployment import API, https_port_clients_see
 
 # `systemd-analyze security nginx.service` on Debian 12, measured on the
 # Molecule VM (2026-11-29): 9.6 with the distribution's unit alone, 2.8 with
@@ -20,6 +20,7 @@ SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
                                "form-action 'none'",
     "referrer-policy": "no-referrer",
+    "cross-origin-resource-policy": "same-origin",
     "cache-control": "no-store",
 }
 
@@ -185,9 +186,13 @@ def test_forged_request_id_is_replaced(http):
 
 
 def test_http_redirects_to_https_except_healthz(http):
+    """To the HTTPS port the deployment's clients use (Vagrant's forward:
+    8443; 443 where it is the default, and then left out of the URL)."""
     redirect = http("/customers/111?x=1", scheme="http")
+    port = https_port_clients_see()
     assert redirect.status == 301
-    assert redirect.headers["location"] == "https://127.0.0.1/customers/111?x=1"
+    assert redirect.headers["location"] == (
+        f"https://127.0.0.1{'' if port == 443 else f':{port}'}/customers/111?x=1")
     assert_security_headers(redirect, https=False)
     health = http("/healthz", scheme="http")
     assert health.status == 200 and assert_json(health) == {"status": "ok"}
@@ -339,3 +344,21 @@ def test_upstream_down_gives_json_502_without_server_details(host, http):
     finally:
         host.run_expect([0], f"systemctl start {API}.socket")
     assert http("/customers").status == 200
+
+
+def test_a_forged_forwarded_for_is_not_believed_from_an_untrusted_peer(host, http,
+                                                                       primary_address):
+    """This host's own address is no trusted proxy (a single host trusts none;
+    an instance behind a load balancer, only its subnets): a client naming
+    another address in X-Forwarded-For is logged as itself."""
+    tag = f"xff-forged-{int(time.time() * 1000)}"
+    response = http("/customers", source=primary_address,
+                    headers={"X-Forwarded-For": "198.51.100.77", "User-Agent": tag})
+    assert response.status in (200, 403), response     # 403: an instance with mutual TLS
+    deadline, logged = time.monotonic() + 15, []
+    while not logged and time.monotonic() < deadline:   # nginx flushes its log every second
+        out = host.run(f"grep -F '\"user_agent\":\"{tag}\"' /var/log/nginx/access.log")
+        logged = [json.loads(line)["remote_addr"] for line in out.stdout.splitlines()]
+        if not logged:
+            time.sleep(0.5)
+    assert logged == [primary_address], logged

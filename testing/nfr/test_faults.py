@@ -1,7 +1,21 @@
 """Faults under load: the service heals itself and loses what it must not.
 
 Each test runs wrk in the background inside the instance (HTTPS through
-nginx, loopback), injects one fault, and counts what the clients saw.
+nginx, loopback), injects one fault, and counts every request's outcome
+(status, socket error, timeout). Each fault states what a client may see,
+and the test holds exactly that (docs/testing.md, "Faults"):
+
+  reload (HUP), twice         nothing fails
+  kill -9 of one worker       at most its in-flight requests (its threads)
+  kill -9 of the master       at most the requests in flight (one per
+                              connection); healthy again no slower than a
+                              deliberate restart under the same load (+1 s)
+  restart of gunicorn         nothing fails (systemd's socket queues them)
+  restart of nginx            connections refused or reset while it restarts
+                              (socket errors, counted), never an error status;
+                              serving within 5 s of the restart command's
+                              return; nothing fails after
+  forced logrotate            every answered request logged
 """
 
 import time
@@ -24,19 +38,16 @@ def under_load(host, wrk, tag, inject, settle=8):
     return wait_background_wrk(host, pid, tag)
 
 
-def https_ok_inside(host):
-    return host.run("curl -fsk -o /dev/null --max-time 2 https://127.0.0.1/healthz").rc == 0
-
-
-# The goal: healthy again within 5 s of kill -9 of the master, which holds on
-# KVM and is asserted there. Under TCG (software emulation, another VM on the
-# two cores) starting Python alone takes seconds and varies with the other
-# lane's load, so there the test asserts what starvation cannot decide: a
-# crash heals as fast as a deliberate restart under the same load
-# (systemd restarts the master at once, the socket holds the requests), and
-# the report sets the measured time against the 5 s goal.
-HEAL_GOAL_S = 5
+# The claim: a crashed master heals as fast as a deliberate restart under the
+# same load (systemd restarts the master at once, the socket holds the
+# requests), measured side by side in the same run: a ratio to a reference,
+# not an absolute time that follows the machine's hour (the old 5 s goal
+# held on KVM only; under TCG starting Python alone takes seconds and varies
+# with the other lane's load). Both times are recorded.
 HEAL_OVER_RESTART_S = 1.0
+# Serving again after `systemctl restart nginx` returns (nginx's unit is
+# Type=forking: the command returns once the new master listens).
+NGINX_SERVES_AFTER_RESTART_S = 5
 
 
 def heal_probe(killed_pid_expr, start):
@@ -50,7 +61,7 @@ def heal_probe(killed_pid_expr, start):
             "echo $(( ($(date +%s%N) - t0) / 1000000 ))")
 
 
-def test_kill_9_master_heals_as_fast_as_a_restart(host, vm, wrk, record):
+def test_kill_9_master_heals_as_fast_as_a_restart(host, wrk, record):
     timing = {}
     main = f"$(systemctl show -p MainPID --value {API}.service)"
 
@@ -68,14 +79,17 @@ def test_kill_9_master_heals_as_fast_as_a_restart(host, vm, wrk, record):
     result = under_load(host, wrk, "kill-master", kill)
     restarted = under_load(host, wrk, "restart-master", restart)
     healed, restart = timing["healed"], timing["restart"]
-    record("faults", {"kill_9_master": {"healthy_after_s": healed, "goal_s": HEAL_GOAL_S,
-                                        "restart_healthy_after_s": restart, **result,
-                                        "restart_load": restarted}})
+    record("faults", {"kill_9_master": {"healthy_after_s": healed,
+                                        "restart_healthy_after_s": restart,
+                                        "bound_s": round(restart + HEAL_OVER_RESTART_S, 2),
+                                        **result, "restart_load": restarted}})
     assert healed < 30, "not healthy 30 s after kill -9"
     assert healed <= restart + HEAL_OVER_RESTART_S, timing
-    if vm.get("accel") == "kvm":
-        assert healed <= HEAL_GOAL_S, healed
     assert result["requests"] > 0
+    # what a client may see: the requests in flight when the master died (at
+    # most one per connection) fail; the rest wait on the socket
+    assert result["non_2xx_3xx"] + result["socket_errors"] <= CONNECTIONS, result
+    assert restarted["non_2xx_3xx"] == 0 and restarted["socket_errors"] == 0, restarted
 
 
 # A worker's threads (api_gunicorn_threads) bound what one kill can cut: the
@@ -119,30 +133,39 @@ def test_restart_under_load_queues_on_the_socket(host, wrk, record):
     result = under_load(host, wrk, "restart",
                         lambda: host.run_expect([0], f"systemctl restart {API}.service"))
     record("faults", {"service_restart": result})
-    assert result["non_2xx_3xx"] == 0, result
+    assert result["non_2xx_3xx"] == 0 and result["socket_errors"] == 0, result
 
 
-def test_restart_nginx_under_load(host, wrk, record):
+# Shell run in the guest: restart nginx, then probe every 0.1 s (bounded,
+# 30 s) until it serves HTTPS; prints the command's and the probe's
+# milliseconds (timed inside the guest: an SSH round trip per probe would
+# blur it).
+NGINX_RESTART_PROBE = (
+    "t0=$(date +%s%N); systemctl restart nginx; t1=$(date +%s%N); "
+    "until curl -fsk -o /dev/null --max-time 2 https://127.0.0.1/healthz; do "
+    "[ $(( $(date +%s%N) - t1 )) -gt 30000000000 ] && break; sleep 0.1; done; "
+    "echo $(( (t1 - t0) / 1000000 )) $(( ($(date +%s%N) - t1) / 1000000 ))")
+
+
+def test_restart_nginx_refuses_connections_only_while_it_restarts(host, wrk, record):
+    """A restart (not a reload) closes open client connections and refuses
+    new ones until the new master listens: those are counted (socket errors),
+    never answered with an error status; nginx serves again within
+    NGINX_SERVES_AFTER_RESTART_S of the restart command's return, and a load
+    right after fails nothing."""
     timing = {}
 
     def restart_nginx():
-        t0 = time.monotonic()
-        host.run_expect([0], "systemctl restart nginx")
-        timing["restart_took"] = round(time.monotonic() - t0, 2)
-        while not https_ok_inside(host):
-            assert time.monotonic() - t0 < 30, "nginx not serving 30 s after its restart"
-            time.sleep(0.2)
-        timing["healed"] = round(time.monotonic() - t0, 2)
+        command_ms, serving_ms = host.check_output(NGINX_RESTART_PROBE).split()
+        timing.update(restart_command_s=int(command_ms) / 1000,
+                      serving_after_command_s=int(serving_ms) / 1000)
 
     result = under_load(host, wrk, "nginx-restart", restart_nginx)
-    restart_took, healed = timing["restart_took"], timing["healed"]
-    # A restart (not a reload) closes open client connections: those are
-    # counted, not hidden; clients reconnect and carry on.
-    # (Under TCG `systemctl restart nginx` itself takes seconds: the old
-    # master drains, `nginx -t` runs, the new one starts; both are recorded.)
-    record("faults", {"nginx_restart": {"restart_command_s": restart_took,
-                                        "healthy_after_s": healed, **result}})
+    after = wrk(host, "https://127.0.0.1", CONNECTIONS, 10, tag="after-nginx-restart")
+    record("faults", {"nginx_restart": {**timing, **result, "after": after}})
     assert result["non_2xx_3xx"] == 0, result
+    assert timing["serving_after_command_s"] <= NGINX_SERVES_AFTER_RESTART_S, timing
+    assert after["non_2xx_3xx"] == 0 and after["socket_errors"] == 0, after
 
 
 def test_forced_logrotate_under_load_loses_no_log_line(host, wrk, record):
@@ -153,18 +176,30 @@ def test_forced_logrotate_under_load_loses_no_log_line(host, wrk, record):
     time.sleep(10)
     host.run_expect([0], "logrotate -f /etc/logrotate.conf")
     result = wait_background_wrk(host, pid, tag)
-    time.sleep(3)    # nginx flushes its access log buffer every second
-    # Every request nginx received, whatever its status (499: wrk hung up on it
-    # when its time ran out), before and after the rotation.
+    # Every request nginx received, whatever its status (499: wrk hung up on
+    # it when its time ran out), before and after the rotation; nginx flushes
+    # its buffer every second: counted until two readings a second apart agree
+    # (bounded)
     count = ("cat /var/log/nginx/access.log /var/log/nginx/access.log.1 2>/dev/null "
              f"| grep -c '\"request_id\":\"{tag}-' || true")
-    nginx_lines = int(host.check_output(count) or 0)
+    hung_up = ("cat /var/log/nginx/access.log /var/log/nginx/access.log.1 2>/dev/null "
+               f"| grep '\"request_id\":\"{tag}-' | grep -c '\"status\":499' || true")
+    nginx_lines, deadline = -1, time.monotonic() + 20
+    while time.monotonic() < deadline:
+        lines = int(host.check_output(count) or 0)
+        if lines == nginx_lines and lines >= result["requests"]:
+            break
+        nginx_lines = lines
+        time.sleep(1)
+    abandoned = int(host.check_output(hung_up) or 0)
     record("faults", {"logrotate_under_load": {"wrk_requests": result["requests"],
-                                               "nginx_log_lines": nginx_lines, **result}})
-    # One line per request: every answered one is logged, and beyond those only
-    # the requests still in flight when wrk stopped (at most one per connection).
-    assert result["requests"] <= nginx_lines <= result["requests"] + CONNECTIONS, (
-        nginx_lines, result)
+                                               "nginx_log_lines": nginx_lines,
+                                               "nginx_499": abandoned, **result}})
+    # every request wrk saw answered is logged; beyond those only the requests
+    # still in flight when wrk stopped (at most one per connection: logged 499,
+    # or answered after wrk stopped reading)
+    assert result["requests"] <= nginx_lines, (nginx_lines, result)
+    assert nginx_lines - result["requests"] <= CONNECTIONS, (nginx_lines, result)
 
 
 def test_reboot_comes_back_healthy_with_no_hand_step(host, vm, https_port, record):

@@ -6,6 +6,7 @@ or a dev-sec control that is neither covered nor waived.
 """
 
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -299,3 +300,39 @@ def test_every_hardening_area_has_its_own_tag(tmp_path, area):
     tasks = listed_tasks(tmp_path, area)
     own = [name for name, tags in tasks if "always" not in tags]
     assert own and all(name.startswith("hardening : ") for name in own), (area, tasks)
+
+
+def suite_table(level, module, name):
+    """A table a VM suite declares (its expected values), read here so that
+    the role's own values are checked against it without a VM."""
+    path = os.path.join(ROOT, "testing", level, f"{module}.py")
+    spec = importlib.util.spec_from_file_location(f"{level}_{module}", path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return getattr(loaded, name)
+
+
+def test_the_role_sets_every_sysctl_the_host_suite_expects_and_no_other():
+    """Removing (or changing) a hardened kernel parameter in the role fails
+    here; one added to the role without a test fails too."""
+    expected = suite_table("host", "test_kernel", "EXPECTED_SYSCTLS")
+    baseline = load("ansible/roles/hardening/vars/main.yml")["hardening_sysctl_baseline"]
+    assert baseline == expected, {k: (baseline.get(k), expected.get(k))
+                                  for k in set(baseline) | set(expected)
+                                  if baseline.get(k) != expected.get(k)}
+    # every dev-sec sysctl control the role claims is among them
+    controls = load("ansible/roles/hardening/controls.yml")["covered"]
+    with open(os.path.join(ROOT, "ansible/roles/hardening/vars/main.yml")) as f:
+        claimed = set(re.findall(r"# (sysctl-\w+)", f.read()))
+    assert claimed <= set(controls), claimed - set(controls)
+
+
+@pytest.mark.parametrize("table, variable", [
+    ("MASKED_UNITS", "instance_boot_masked_units"),
+    ("MASKED_GENERATORS", "instance_boot_masked_generators"),
+    ("DEFERRED_UNITS", "instance_boot_deferred_units")])
+def test_the_boot_role_defaults_are_what_the_image_checks_expect(table, variable):
+    """Removing a unit from the role's lists fails here (the image checks
+    hold the same lists as their own expectations)."""
+    defaults = load("ansible/roles/instance_boot/defaults/main.yml")
+    assert defaults[variable] == suite_table("image", "test_image", table)
