@@ -37,6 +37,10 @@ EDGE_HTTP = "/etc/nginx/supermega/http.conf"
 AUDITD = "/etc/audit/auditd.conf"
 BOOT_RULESET = "/var/lib/supermega-firewall/rules.v4"
 NODE_EXPORTER_SANDBOX = "/etc/systemd/system/prometheus-node-exporter.service.d/sandbox.conf"
+SUDO_DROPIN = "/etc/sudoers.d/00-hardening"
+MODPROBE = "/etc/modprobe.d/hardening.conf"
+API_DROPIN = "/etc/systemd/system/supermega-api.service.d/99-mutant.conf"
+NGINX_SANDBOX = "/etc/systemd/system/nginx.service.d/sandbox.conf"
 RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
 RELOAD_SSH = "sshd -t && systemctl reload ssh"
 RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
@@ -117,6 +121,69 @@ MUTATIONS = [
              f"sed -i 's/^    default \"\";/    default \"*\";/' {EDGE_HTTP}", RELOAD_NGINX,
              "test_edge_settings.py::test_other_origins_get_no_cors_headers",
              instance="instance-2", suite=EDGE),
+    # -- the README's remaining claims: runtime changes, a drop-in that
+    #    overrides, a setting put back to the distribution's default
+    Mutation("HSTS header dropped", [NGINX_API],
+             f"sed -i '/add_header Strict-Transport-Security/d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_every_route_returns_the_seed_data", select="customers and 222"),
+    Mutation("Cross-Origin-Resource-Policy header dropped", [NGINX_API],
+             f"sed -i '/add_header Cross-Origin-Resource-Policy/d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_every_route_returns_the_seed_data", select="customers and 222"),
+    Mutation("a kernel parameter changed at run time (IP forwarding on)", [],
+             "sysctl -qw net.ipv4.ip_forward=1", "true",
+             "test_kernel.py::test_sysctl", select="ip_forward",
+             undo="sysctl -qw net.ipv4.ip_forward=0"),
+    Mutation("core dumps back on at run time (core_pattern)", [],
+             "sysctl -qw kernel.core_pattern=core", "true",
+             "test_kernel.py::test_core_dumps_disabled",
+             undo="sysctl -qw 'kernel.core_pattern=|/bin/false'"),
+    Mutation("an unused filesystem's module allowed again (cramfs)", [MODPROBE],
+             f"sed -i '/ cramfs/d' {MODPROBE}", "true",
+             "test_kernel.py::test_unused_module_cannot_load", select="cramfs"),
+    Mutation("the journal's cap overridden by a later drop-in", [],
+             "printf '[Journal]\\nSystemMaxUse=10G\\n' > "
+             "/etc/systemd/journald.conf.d/99-mutant.conf", "true",
+             "test_files.py::test_journald_capped_and_persistent",
+             undo="rm -f /etc/systemd/journald.conf.d/99-mutant.conf"),
+    Mutation("automatic reboots turned on by a later apt file", [],
+             "echo 'Unattended-Upgrade::Automatic-Reboot \"true\";' > "
+             "/etc/apt/apt.conf.d/99-mutant", "true",
+             "test_files.py::test_unattended_security_upgrades",
+             undo="rm -f /etc/apt/apt.conf.d/99-mutant"),
+    Mutation("sudo's log turned off", [SUDO_DROPIN],
+             f"sed -i '/logfile=/d' {SUDO_DROPIN}", "true",
+             "test_files.py::test_sudo_runs_commands_on_a_pty_and_logs_them"),
+    Mutation("the shadow file readable by everyone", [],
+             "chmod 0644 /etc/shadow", "true",
+             "test_files.py::test_owner_and_mode", select="shadow-root-shadow",
+             undo="chmod 0640 /etc/shadow"),
+    Mutation("time sync stopped", [],
+             "systemctl stop systemd-timesyncd", "true", "test_files.py::test_time_sync",
+             undo="systemctl start systemd-timesyncd"),
+    Mutation("SSH open to any account with a key (AllowGroups removed)", [SSHD],
+             f"sed -i '/^AllowGroups/d' {SSHD}", RELOAD_SSH,
+             "test_ssh.py::test_ssh_only_for_the_login_group"),
+    Mutation("the API's syscall filter reset by a drop-in", [],
+             f"mkdir -p {os.path.dirname(API_DROPIN)} && "
+             f"printf '[Service]\\nSystemCallFilter=\\n' > {API_DROPIN}", RESTART_API,
+             "test_api_unit.py::test_the_api_runs_under_a_syscall_filter",
+             undo=f"rm -f {API_DROPIN}"),
+    Mutation("the API given the network by a drop-in (PrivateNetwork=no)", [],
+             f"mkdir -p {os.path.dirname(API_DROPIN)} && "
+             f"printf '[Service]\\nPrivateNetwork=no\\n' > {API_DROPIN}", RESTART_API,
+             "test_api_unit.py::test_service_properties", select="PrivateNetwork",
+             undo=f"rm -f {API_DROPIN}"),
+    Mutation("nginx's sandbox drop-in emptied (the distribution's unit)", [NGINX_SANDBOX],
+             f": > {NGINX_SANDBOX}", "systemctl daemon-reload && systemctl restart nginx",
+             "test_nginx.py::test_nginx_runs_sandboxed", select="ProtectSystem"),
+    Mutation("nginx's configuration readable by everyone", [],
+             "chmod 0644 /etc/nginx/conf.d/api.conf", "true",
+             "test_files.py::test_owner_and_mode", select="api.conf",
+             undo="chmod 0640 /etc/nginx/conf.d/api.conf"),
+    Mutation("fail2ban stopped", [],
+             "systemctl stop fail2ban", "true",
+             "test_services.py::test_unit_active_and_enabled", select="fail2ban",
+             undo="systemctl start fail2ban"),
     Mutation("log rotation's reopen signal (nginx USR1) removed", [NGINX_ROTATE],
              f"sed -i '/kill -USR1/d; /nginx -s reopen/d; /invoke-rc.d nginx rotate/d' "
              # (settle: nginx reopens its logs, whatever the last rotation left it writing to)
