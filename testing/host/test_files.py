@@ -131,6 +131,14 @@ def test_unattended_security_upgrades(host):
     assert reboots == ['Unattended-Upgrade::Automatic-Reboot "false";'], reboots
 
 
+def test_package_downloads_are_retried(host):
+    """The package_fetch role: apt's merged configuration (a later file
+    would win) retries a failed download before a package step fails."""
+    config = host.check_output("apt-config dump")
+    assert 'Acquire::Retries "5";' in config.splitlines(), config
+    assert 'Acquire::http::Timeout "30";' in config.splitlines(), config
+
+
 def test_time_sync(host):
     assert host.service("systemd-timesyncd").is_running
 

@@ -29,7 +29,7 @@ def load(path):
 
 def test_the_expected_roles_exist():
     assert ROLES == ["api", "firewall", "hardening", "instance_boot", "journal_upload", "metrics",
-                     "nginx", "python_runtime"]
+                     "nginx", "package_fetch", "python_runtime"]
 
 
 
