@@ -80,9 +80,12 @@ class Instance:
     fleet's user-data, its 443 forwarded to a port picked up front (HAProxy's
     configuration names it before the instance exists)."""
 
-    def __init__(self, name, workdir, image, ssh_key, port, cpus=1, memory=1024):
+    def __init__(self, name, workdir, image, ssh_key, port, cpus=1, memory=1024, fleet=True):
+        """fleet: boot with the fleet's user-data and time it to its first
+        HTTPS /healthz 200; False, a plain boot (the seed's user only), timed
+        to its SSH banner (the base image, as a reference)."""
         self.name, self.image, self.ssh_key, self.port = name, image, ssh_key, port
-        self.cpus, self.memory = cpus, memory
+        self.cpus, self.memory, self.fleet = cpus, memory, fleet
         self.dir = os.path.join(workdir, name)
         self.state = None
         self.proc = None
@@ -93,8 +96,9 @@ class Instance:
             [sys.executable, "-m", "harness.vm", "start", "--name", self.name, "--dir", self.dir,
              "--base", self.image, "--ssh-pubkey", self.ssh_key + ".pub",
              "--memory", str(self.memory), "--cpus", str(self.cpus), "--timeout", "600",
-             "--forward", f"https={self.port}:443", "--healthz", "https",
-             "--user-data-json", json.dumps(fleet_user_data())],
+             "--forward", f"https={self.port}:443",
+             *(["--healthz", "https", "--user-data-json", json.dumps(fleet_user_data())]
+               if self.fleet else [])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return self
 
