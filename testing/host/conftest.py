@@ -13,6 +13,7 @@ must arrive together go as HTTP/2 streams written in one TLS record
 
 import base64
 import json
+import shlex
 import time
 
 import pytest
@@ -238,6 +239,21 @@ def logged_statuses(host, tag, attempts=20):
         previous = len(seen)
         time.sleep(0.5)
     return seen
+
+
+@pytest.fixture
+def logged(host):
+    """logged(text, path=nginx's access log) -> the lines of PATH holding TEXT,
+    once they are there: nginx flushes its buffered log every second, so this
+    polls inside the host (one SSH call), bounded, instead of sleeping."""
+
+    def wait(text, path="/var/log/nginx/access.log", timeout=15):
+        out = host.run(f"for i in $(seq {timeout * 10}); do grep -F -- {shlex.quote(text)} "
+                       f"{path} && exit 0; sleep 0.1; done; exit 1")
+        assert out.rc == 0, f"{text!r} not in {path} after {timeout} s"
+        return out.stdout.splitlines()
+
+    return wait
 
 
 @pytest.fixture(scope="module")
