@@ -140,16 +140,18 @@ verify: venv ## = molecule test -s nfr: the NFR suite on an instance of the imag
 	$(MAKE) --no-print-directory molecule-test SCENARIO=nfr
 
 .PHONY: up
-up: deps vagrant-up ## Bring the service up: the whole stack in a local VM (https://127.0.0.1:8443)
+up: ## Bring the service up: the whole stack in a local VM (https://127.0.0.1:8443); "up" only once HTTPS answers; the time of each stage
+	@start=$$(date +%s); bash tools/install-host-deps.sh; deps=$$(( $$(date +%s) - start )); \
+	  start=$$(date +%s); $(MAKE) --no-print-directory venv; venv=$$(( $$(date +%s) - start )); \
+	  $(BIN)/python -m harness.up --deps-seconds $$deps --venv-seconds $$venv
 
 .PHONY: vagrant-box
 vagrant-box: ## Make the local libvirt box (from the base image) and its NoCloud seed
 	bash tools/vagrant-local.sh box
 
 .PHONY: vagrant-up
-vagrant-up: venv vagrant-box ## `vagrant up` here: libvirt, TCG, loopback-only ports (8443, 8080)
-	bash tools/vagrant-local.sh daemons
-	eval "$$(bash tools/vagrant-local.sh env)" && vagrant up --provider=libvirt
+vagrant-up: venv ## make up without the host packages: box, boot, converge unless the last one completed, HTTPS check
+	$(BIN)/python -m harness.up
 
 .PHONY: vagrant-destroy
 vagrant-destroy: ## `vagrant destroy -f` and stop the libvirt daemons this project started

@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
-"""`vagrant up` as the web team would run it, checked end to end, here.
+"""`make up` as the web team would run it, checked end to end, here
+(make vagrant-check; CI's roles lane).
 
-1. `vagrant up --provider=libvirt` with the local box (TCG, loopback-only
-   ports: see tools/vagrant-local.sh): boot and a from-scratch converge of
-   ansible/site.yml, which must fail nothing;
-2. from this machine: https://127.0.0.1:8443/customers returns the seed data
+1. `make up`'s driver (harness/up.py) with a converge that fails (an
+   argument the preflight refuses, VAGRANT_ANSIBLE_ARGS): it must exit
+   non-zero, say what to run next, and never say "up";
+2. `make up`'s driver again, as anyone would: it must converge the VM again
+   (its last converge did not complete), from scratch on the local box (TCG,
+   loopback-only ports: see tools/vagrant-local.sh), fail nothing, and say
+   "up" only once HTTPS /healthz answers from this machine;
+3. from this machine: https://127.0.0.1:8443/customers returns the seed data
    (and /healthz over plain HTTP on :8080);
-3. the roles' Testinfra suite (testing/host) on the VM, through Vagrant's
+4. the roles' Testinfra suite (testing/host) on the VM, through Vagrant's
    own inventory: the host state a `vagrant up` leaves, checked as on
    Molecule's VM (the HTTPS port its clients see: Vagrant's forward);
-4. `vagrant destroy -f`: no domain this run defined and no qemu process of
-   ours left (domains libvirt already had before `vagrant up`, e.g. another
-   checkout's, are named in the log and not ours to judge).
+5. `vagrant destroy -f`: no domain this run defined and no qemu process of
+   ours left (domains libvirt already had before, e.g. another checkout's,
+   are named in the log and not ours to judge).
 
-A second `vagrant provision` is not run: idempotence of the same playbook is
-Molecule's (molecule/default), and it would add a converge's time, not coverage.
-Times go to build/timings.json (vagrant_up_seconds, vagrant_converge_*,
+A second converge of a converged VM is not run: idempotence of the same
+playbook is Molecule's (molecule/default). Times go to build/timings.json
+(vagrant_* from harness/up.py's stages and the stage_times callback,
 vagrant_verify_*, vagrant_destroy_seconds).
 """
 
@@ -88,6 +93,18 @@ def check(condition, message):
         raise SystemExit(f"vagrant-check: FAILED: {message}")
 
 
+REFUSED_BY_PREFLIGHT = "-e package_fetch_retries=99"     # package_fetch allows 0-20
+
+
+def up(env, extra_args=""):
+    """harness/up.py as `make up` runs it; (exit code, what it printed)."""
+    out = subprocess.run([sys.executable, "-m", "harness.up"], cwd=ROOT, text=True,
+                         env=dict(env, VAGRANT_ANSIBLE_ARGS=extra_args),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    sys.stderr.write(out.stdout)
+    return out.returncode, out.stdout
+
+
 def main():
     subprocess.run([*LOCAL, "daemons"], check=True)
     env = dict(vagrant_env(), TIMING_STAGE="vagrant")
@@ -99,18 +116,24 @@ def main():
         before = set(leftovers()[0])
         if before:
             log(f"domains libvirt had before this run (not ours): {sorted(before)}")
-        record({"vagrant_converge_failed": None})  # this run's converge must write it anew
-        up = subprocess.run([*TIMED, "vagrant_up", "--", "vagrant", "up", "--provider=libvirt"],
-                            env=env, cwd=ROOT)
-        check(up.returncode == 0, "vagrant up failed")
+        refused, said = up(env, REFUSED_BY_PREFLIGHT)
+        check(refused != 0, "make up exited 0 with a converge that failed")
+        check("is up" not in said, "make up said 'up' after a converge that failed")
+        check("next: make up" in said, "make up did not say what to run next")
+        record({"vagrant_refused_converge_seconds": load().get("vagrant_converge_seconds")})
+        log("a failed converge: make up exited non-zero, said what to run next, never 'up'")
+        again, said = up(env)
+        check(again == 0, "make up failed after the refused converge")
+        check("not converging again" not in said, "make up did not converge again")
+        check("Customer Account API is up" in said, "make up did not say 'up'")
+        converge = {k: v for k, v in load().items() if k.startswith("vagrant_converge_")}
+        check(converge.get("vagrant_converge_failed") == 0, f"the converge's recap: {converge}")
         status, customers = get("https://127.0.0.1:8443/customers")
         check(status == 200 and [c["data"]["name"] for c in customers] == [
             "Deadpool", "Daredevil", "Captain America"], f"/customers: {customers}")
         status, health = get("http://127.0.0.1:8080/healthz")
         check((status, health) == (200, {"status": "ok"}), f"/healthz: {health}")
         log("HTTPS /customers from the host: 200 with the seed data")
-        converge = {k: v for k, v in load().items() if k.startswith("vagrant_converge_")}
-        check(converge.get("vagrant_converge_failed") == 0, f"the converge's recap: {converge}")
         check(run_host_suite(env) == 0, "the roles' Testinfra suite failed on the Vagrant VM")
         code = 0
     finally:
