@@ -117,7 +117,13 @@ variable "seed_dir" {
 variable "artifacts_dir" {
   type        = string
   default     = "build"
-  description = "Where the manifest, package list and wheel list are written."
+  description = "Where the manifest, the package list, the wheel lists, the SBOM and (AMI) the OpenSCAP results are written."
+}
+
+variable "scap_content_dir" {
+  type        = string
+  default     = ".cache/scap/0.1.76"
+  description = "ComplianceAsCode data streams from Debian's ssg-* packages (tools/scap-content.sh writes them; the AMI's scan reads one)."
 }
 
 locals {
@@ -143,6 +149,19 @@ locals {
   initramfs_modules = {
     "qemu"       = "dep"
     "amazon-ebs" = "most"
+  }
+  # The OpenSCAP scan before the seal (packer/scripts/scap-scan.sh): the AMI
+  # is scored against CIS Ubuntu 24.04 Level 1 Server here, at the bake. The
+  # qcow2's scan (ANSSI BP-028 intermediary, the same script) runs in CI on an
+  # instance of the baked image instead (harness/scap.py): an instance is what
+  # ships, and CI cannot afford a second scan in the bake
+  # (docs/adr/0020-openscap-anssi-bp28.md).
+  scap = {
+    "amazon-ebs" = {
+      content   = "ssg-ubuntu2404-ds.xml"
+      tailoring = "compliance/cis-ubuntu2404-level1-server.xml"
+      profile   = "xccdf_com.supermegabank_profile_cis_level1_server_api"
+    }
   }
   timestamp  = formatdate("YYYYMMDDhhmmss", timestamp())
   image_name = "supermega-api-${local.timestamp}-${var.git_revision}"
@@ -200,6 +219,15 @@ build {
     script = "packer/scripts/wait-cloud-init.sh"
   }
 
+  # Every available update, before the roles configure anything: an instance
+  # starts with the mirror's packages of the bake's day, not the base image's
+  # (docs/adr/0019-patched-at-bake.md). inventory.sh checks that nothing is
+  # left upgradable just before the seal.
+  provisioner "shell" {
+    execute_command = "sudo -S sh -c '{{ .Vars }} {{ .Path }}'"
+    script          = "packer/scripts/upgrade.sh"
+  }
+
   # The one playbook, exactly as Vagrant and Molecule run it. What differs per
   # source is a parameter: the AMI's clock comes from the Amazon Time Sync
   # Service, which a private subnet reaches too (link-local), not from the
@@ -226,7 +254,10 @@ build {
     ]
   }
 
-  # What is in the image, shipped beside it.
+  # What is in the image, shipped beside it and inside it: the package
+  # manifest (dpkg), the wheels (pip freeze; the wheelhouse with SHA-256s) and
+  # a CycloneDX SBOM made from them on the controller. inventory.sh fails the
+  # build if any package is still upgradable.
   provisioner "shell" {
     execute_command = "sudo -S sh -c '{{ .Vars }} {{ .Path }}'"
     script          = "packer/scripts/inventory.sh"
@@ -246,8 +277,66 @@ build {
 
   provisioner "file" {
     direction   = "download"
+    source      = "/tmp/image-wheelhouse.txt"
+    destination = "${var.artifacts_dir}/image-wheelhouse.txt"
+  }
+
+  provisioner "file" {
+    direction   = "download"
     source      = "/tmp/image-build-identity.json"
     destination = "${var.artifacts_dir}/image-build-identity.json"
+  }
+
+  provisioner "shell-local" {
+    inline = [
+      "python3 packer/scripts/sbom.py ${var.artifacts_dir}/image-packages.txt ${var.artifacts_dir}/image-wheelhouse.txt ${var.artifacts_dir}/image-sbom.cdx.json --revision ${var.git_revision} > ${var.artifacts_dir}/image-sbom.sha256",
+    ]
+  }
+
+  provisioner "file" {
+    sources     = ["${var.artifacts_dir}/image-packages.txt", "${var.artifacts_dir}/image-sbom.cdx.json"]
+    destination = "/tmp/"
+    generated   = true # made during the build (above)
+  }
+
+  provisioner "shell" {
+    execute_command = "sudo -S sh -c '{{ .Vars }} {{ .Path }}'"
+    inline = [
+      "install -d -m 0755 /usr/share/supermega-api",
+      "install -m 0644 /tmp/image-packages.txt /usr/share/supermega-api/packages.txt",
+      "install -m 0644 /tmp/image-sbom.cdx.json /usr/share/supermega-api/sbom.cdx.json",
+    ]
+  }
+
+  # The AMI's benchmark, before its seal: the content from Debian's ssg-*
+  # packages (packer/build-ami.sh fetches it first: tools/scap-content.sh),
+  # the waivers in the tailoring file, results beside the AMI; an unwaived
+  # failure fails the build. The same script scans the qcow2's instance in
+  # CI with the ANSSI profile.
+  provisioner "file" {
+    only        = ["amazon-ebs.ubuntu"]
+    sources     = ["${var.scap_content_dir}/${local.scap["amazon-ebs"].content}", local.scap["amazon-ebs"].tailoring]
+    destination = "/tmp/"
+  }
+
+  provisioner "shell" {
+    only            = ["amazon-ebs.ubuntu"]
+    execute_command = "sudo -S sh -c '{{ .Vars }} {{ .Path }}'"
+    environment_vars = [
+      "SCAP_CONTENT=/tmp/${local.scap["amazon-ebs"].content}",
+      "SCAP_TAILORING=/tmp/${basename(local.scap["amazon-ebs"].tailoring)}",
+      "SCAP_PROFILE=${local.scap["amazon-ebs"].profile}",
+      "SCAP_OUT=/tmp/scap",
+      "SCAP_REMOVE_SCANNER=yes",
+    ]
+    script = "packer/scripts/scap-scan.sh"
+  }
+
+  provisioner "file" {
+    only        = ["amazon-ebs.ubuntu"]
+    direction   = "download"
+    source      = "/tmp/scap/"
+    destination = "${var.artifacts_dir}/scap-ami/"
   }
 
   # Seal, the last step of every source: no identity, no build key, no logs,
@@ -260,12 +349,29 @@ build {
     script           = "packer/scripts/seal.sh"
   }
 
-  post-processor "manifest" {
-    output     = "${var.artifacts_dir}/packer-manifest.json"
-    strip_path = false
-    custom_data = {
-      git_revision = var.git_revision
-      image_name   = local.image_name
+  post-processors {
+    post-processor "manifest" {
+      output     = "${var.artifacts_dir}/packer-manifest.json"
+      strip_path = false
+      custom_data = {
+        git_revision = var.git_revision
+        image_name   = local.image_name
+      }
+    }
+
+    # The AMI's SBOM and package manifest as S3 objects named by the AMI's
+    # id, and their digest and place as the AMI's tags: "which images carry
+    # it?" is answered from the bucket (docs/adr/0019-patched-at-bake.md).
+    post-processor "shell-local" {
+      only = ["amazon-ebs.ubuntu"]
+      environment_vars = [
+        "MANIFEST=${var.artifacts_dir}/packer-manifest.json",
+        "SBOM=${var.artifacts_dir}/image-sbom.cdx.json",
+        "PACKAGES=${var.artifacts_dir}/image-packages.txt",
+        "BUCKET=${var.aws_sbom_bucket}",
+        "REGION=${var.aws_region}",
+      ]
+      script = "packer/scripts/publish-sbom.sh"
     }
   }
 }

@@ -61,6 +61,12 @@ variable "aws_kms_key_id" {
   description = "KMS key for the AMI's EBS encryption (null: the account's default EBS key)."
 }
 
+variable "aws_sbom_bucket" {
+  type        = string
+  default     = ""
+  description = "S3 bucket the AMI's SBOM and package manifest go to (sboms/<ami-id>/), tagged on the AMI. Required for an AMI build (the scripts refuse an empty one); unused by the qcow2."
+}
+
 variable "aws_tags" {
   type        = map(string)
   default     = {}

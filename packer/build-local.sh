@@ -10,7 +10,9 @@
 #                                    booted here and thrown away)
 #
 # Writes build/image/supermega-api.qcow2, build/packer-manifest.json, the
-# package and wheel lists, and build/image-build.json (timings, size).
+# package manifest and wheel lists, the CycloneDX SBOM (build/image-sbom.cdx.json,
+# also inside the image), and build/image-build.json (timings, size, the SBOM's
+# SHA-256: the image's manifest digest, printed last).
 # Works with Debian's Packer 1.6.6 (no `packer init`, no required_plugins:
 # it builds from a directory holding only the files it can parse) and with
 # modern Packer (>= 1.7, `packer init` on packer/ itself).
@@ -38,7 +40,7 @@ fi
 
 mkdir -p "$build"
 rm -rf "$out" "$seed" "$build/packer-src" "$build"/image-*.txt "$build"/image-build-identity.json \
-  "$build/packer-manifest.json"
+  "$build/packer-manifest.json" "$build"/image-sbom.*
 
 # A key and a NoCloud seed for this build only (the one seed writer,
 # harness/vm.py): the build user they create is removed when the image
@@ -81,13 +83,20 @@ seconds=$(( $(date +%s) - start ))
 image=$out/supermega-api.qcow2
 [[ -f $image ]] || die "packer finished but $image is missing"
 (cd "$out" && sha256sum supermega-api.qcow2 >supermega-api.qcow2.sha256)
+[[ -s $build/image-sbom.cdx.json && -s $build/image-sbom.sha256 ]] || die "packer finished but the SBOM is missing"
+sbom_digest=$(cat "$build/image-sbom.sha256")
+[[ $(sha256sum "$build/image-sbom.cdx.json" | cut -d' ' -f1) == "$sbom_digest" ]] \
+  || die "build/image-sbom.cdx.json does not match the digest sbom.py printed"
 bytes=$(stat -c %s "$image")
 virtual=$(qemu-img info --output=json "$image" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
 cat >"$build/image-build.json" <<EOF
 {"image": "$repo/$image", "bake_seconds": $seconds, "file_bytes": $bytes,
  "virtual_bytes": $virtual, "accelerator": "$accel", "packer": "$version",
  "compressed": $([ "${IMAGE_COMPRESS:-1}" = 0 ] && echo false || echo true),
- "base": "$BASE_IMAGE_URL", "git_revision": "$git_revision"}
+ "base": "$BASE_IMAGE_URL", "git_revision": "$git_revision",
+ "sbom_sha256": "$sbom_digest", "packages": $(wc -l <"$build/image-packages.txt")}
 EOF
 log "baked $image in ${seconds}s: $((bytes / 1024 / 1024)) MiB on disk, $((virtual / 1024 / 1024 / 1024)) GiB virtual"
+log "manifest: $build/image-packages.txt ($(wc -l <"$build/image-packages.txt") packages), SBOM $build/image-sbom.cdx.json"
+log "manifest digest (the SBOM's SHA-256, also /usr/share/supermega-api/sbom.cdx.json in the image): sha256:$sbom_digest"
 echo "$repo/$image"

@@ -48,12 +48,14 @@ version=$(packer version | sed -n 's/^Packer v\([0-9.]*\).*/\1/p')
 # validate only needs files that exist).
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-mkdir -p "$scratch/cidata"
+mkdir -p "$scratch/cidata" "$scratch/scap"
 touch "$scratch/cidata/user-data" "$scratch/cidata/meta-data"
+# (the AMI's scan content: packer/build-ami.sh fetches the real one)
+touch "$scratch/scap/ssg-ubuntu2404-ds.xml"
 ssh-keygen -q -t ed25519 -N '' -f "$scratch/key"
 vars=(-var base_image_url=/nonexistent.qcow2 -var base_image_checksum=none
       -var "build_ssh_key=$scratch/key" -var "seed_dir=$scratch/cidata"
-      -var "output_dir=$scratch/image")
+      -var "output_dir=$scratch/image" -var "scap_content_dir=$scratch/scap")
 if [[ $(printf '%s\n1.7.0\n' "$version" | sort -V | head -1) == 1.7.0 ]]; then
   packer init packer/ >/dev/null
   packer validate "${vars[@]}" packer/

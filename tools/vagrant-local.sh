@@ -16,7 +16,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 dir=$repo/build/vagrant
-box_name=supermega/debian12-local
+# The Debian release of the local box: BASE_RELEASE (bookworm, Debian 12, by
+# default; trixie, Debian 13: CI's make vagrant-check), as the base image's.
+release=${BASE_RELEASE:-bookworm}
+case $release in
+  bookworm) box_name=supermega/debian12-local ;;
+  trixie) box_name=supermega/debian13-local ;;
+  *) printf 'vagrant-local: ERROR: BASE_RELEASE must be bookworm or trixie, not %s\n' "$release" >&2
+     exit 2 ;;
+esac
+box_file=${box_name#supermega/}.box
 
 log() { printf 'vagrant-local: %s\n' "$*" >&2; }
 
@@ -62,9 +71,9 @@ stop_daemons() {
 }
 
 box() {
-  base=$(bash packer/base-image/build.sh)
+  base=$(BASE_RELEASE=$release bash packer/base-image/build.sh)
   mkdir -p "$dir"
-  stamp=$dir/box.stamp
+  stamp=$dir/${box_file%.box}.stamp
   if [[ -f $stamp && $(cat "$stamp") == "$(basename "$base")" ]] \
      && vagrant box list 2>/dev/null | grep -q "^$box_name "; then
     log "box $box_name is current"
@@ -76,9 +85,9 @@ box() {
       python3 -c 'import json,sys; print(-(-json.load(sys.stdin)["virtual-size"] // 2**30))')
     printf '{"provider": "libvirt", "format": "qcow2", "virtual_size": %s}\n' "$virtual_gb" \
       >"$work/metadata.json"
-    tar -C "$work" -cf "$dir/debian12-local.box" metadata.json box.img
-    vagrant box add --force --name "$box_name" "$dir/debian12-local.box" >&2
-    rm -f "$dir/debian12-local.box"
+    tar -C "$work" -cf "$dir/$box_file" metadata.json box.img
+    vagrant box add --force --name "$box_name" "$dir/$box_file" >&2
+    rm -f "$dir/$box_file"
     basename "$base" >"$stamp"
   fi
   if [[ ! -f $dir/vagrant_key ]]; then

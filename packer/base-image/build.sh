@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Build a bootable, cloud-style Debian 12 (bookworm) qcow2 from Debian's
+# Build a bootable, cloud-style Debian qcow2 from Debian's
 # packages alone: MBR + ext4 + GRUB (BIOS), serial console, systemd,
 # openssh-server, python3, sudo, cloud-init (NoCloud), no SSH host keys, an
 # empty machine-id. It is the base for Molecule's VMs, Packer's local qemu
 # source and the local Vagrant box.
 #
 # Usage: build.sh [OUTPUT_DIR]        (default: .cache/images under the repo)
+#        BASE_RELEASE=trixie build.sh  Debian 13 (default: bookworm, Debian 12)
 # Prints the image path on stdout. The image is cached under a name holding a
 # hash of its recipe (this script and its files/): a second run with the
 # same recipe reuses it. A .sha256 file is written beside it.
@@ -20,7 +21,13 @@ out_dir=${1:-$repo/.cache/images}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 size=${BASE_IMAGE_SIZE:-4G}
-suite=bookworm
+suite=${BASE_RELEASE:-bookworm}
+case $suite in
+  bookworm) number=12 ;;
+  trixie) number=13 ;;
+  *) printf 'base-image: ERROR: BASE_RELEASE must be bookworm or trixie, not %s\n' "$suite" >&2
+     exit 2 ;;
+esac
 
 log() { printf 'base-image: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -39,8 +46,8 @@ packages=(
 
 # The recipe: what goes into the image. Any change gives a new cache key.
 recipe_hash=$( { cat "$0"; find "$here/files" -type f -print0 | sort -z | xargs -0 cat;
-                 echo "$mirror $security_mirror $size ${packages[*]}"; } | sha256sum | cut -c1-16)
-name="debian12-base-$recipe_hash"
+                 echo "$suite $mirror $security_mirror $size ${packages[*]}"; } | sha256sum | cut -c1-16)
+name="debian$number-base-$recipe_hash"
 image="$out_dir/$name.qcow2"
 
 if [[ -f $image && -f $image.sha256 ]]; then
@@ -159,4 +166,4 @@ qemu-img convert -O qcow2 "$raw" "$work/$name.qcow2"
 mv "$work/$name.qcow2" "$image"
 (cd "$out_dir" && sha256sum "$name.qcow2" >"$name.qcow2.sha256")
 # Keep one base image: older recipes' images are dead weight.
-find "$out_dir" -maxdepth 1 -name 'debian12-base-*.qcow2*' ! -name "$name.qcow2*" -delete
+find "$out_dir" -maxdepth 1 -name "debian$number-base-*.qcow2*" ! -name "$name.qcow2*" -delete
