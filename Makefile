@@ -100,7 +100,7 @@ perf-native: venv ## a, b, c throughput natively: the roles' nginx + gunicorn co
 	$(BIN)/python -m pytest -q testing/perf
 
 .PHONY: base-image
-base-image: ## Build (or reuse) the local Debian 12 base qcow2 (root, loop devices)
+base-image: ## Build (or reuse) the local Debian base qcow2 (root, loop devices): BASE_RELEASE=bookworm (12, default) or trixie (13)
 	bash packer/base-image/build.sh
 
 .PHONY: molecule-test
@@ -159,15 +159,19 @@ vagrant-destroy: ## `vagrant destroy -f` and stop the libvirt daemons this proje
 	bash tools/vagrant-local.sh stop-daemons
 
 .PHONY: fleet-check
-fleet-check: venv ## HAProxy on loopback before instances of the baked image: abusive client, rolling replacement, instance lost
+fleet-check: venv ## HAProxy on loopback before instances of the baked image: callers (mTLS at the edge), abusive client, rolling replacement, instance lost
 	$(BIN)/python -m harness.timed fleet_check -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/fleet
 
 .PHONY: boot-alone
 boot-alone: venv base-image ## Boot to healthy with no other VM, against the base image's boot in the same run (2 vCPUs): ratio at most 0.75
 	$(BIN)/python -m harness.timed boot_alone -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/boot
 
+.PHONY: scap
+scap: venv ## OpenSCAP on an instance of the baked image: ANSSI BP-028 intermediary, waivers in compliance/; results in build/scap/
+	$(BIN)/python -m harness.timed scap -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/benchmark
+
 .PHONY: vagrant-check
-vagrant-check: venv vagrant-box ## vagrant up (boot + converge from scratch), HTTPS from the host, destroy
+vagrant-check: venv vagrant-box ## make up's driver with a refused converge (must not say up), again (converge from scratch), HTTPS from the host, the roles' suite on the VM, destroy
 	$(BIN)/python -m harness.vagrant_check
 
 # The VM suites, two lanes of one VM at a time but for the image scenario's
@@ -206,7 +210,7 @@ vm-suites: venv base-image ## The VM suites: fleet lint, roles + Vagrant | bake,
 	  alone=0; $(MAKE) --no-print-directory boot-alone || alone=$$?; exit $$(( lanes || alone ))
 
 .PHONY: report
-report: venv ## Write docs/verification.md (headline figures, every stage) from build/*.json
+report: venv ## Write docs/verification.md (headline figures, every stage) and docs/img/ from build/*.json
 	$(BIN)/python -m harness.report
 
 .PHONY: test

@@ -59,6 +59,8 @@ def stage_rows(t):
         ("vagrant: the converge from scratch (make up again)", "vagrant_converge_seconds", ""),
         ("vagrant: the roles' Testinfra suite on the VM", "vagrant_verify_seconds", ""),
         ("vagrant destroy", "vagrant_destroy_seconds", ""),
+        ("OpenSCAP: an instance of the image booted and scanned (ANSSI BP-028 intermediary)",
+         "scap_seconds", "`make scap`"),
         ("image: packer build (qemu.local)", "image_seconds", "`make image`"),
         ("  of which the converge", "image_converge_seconds", ""),
         ("NFR: molecule create (one instance)", "molecule_nfr_create_seconds",
@@ -72,7 +74,8 @@ def stage_rows(t):
         ("image: whole scenario", "molecule_image_seconds", ""),
         ("local fleet: HAProxy before the image's instances (callers, abuse, roll, loss)",
          "fleet_check_seconds", "`make fleet-check`"),
-        ("lane roles (molecule default, then Vagrant)", "lane_roles_seconds",
+        ("lane roles (molecule default, Vagrant on Debian 13, the OpenSCAP scan)",
+         "lane_roles_seconds",
          "`make vm-suites`"),
         ("lane image (bake, NFR scenario, image scenario, local fleet), beside it",
          "lane_image_seconds",
@@ -327,6 +330,37 @@ def fleet_section(f, docs_dir):
     return lines
 
 
+def scap_section(scan):
+    """The OpenSCAP scan of an instance of the image (build/scap.json)."""
+    out = ["", "## OpenSCAP: ANSSI BP-028 intermediary (`make scap`, testing/benchmark)", ""]
+    if not scan.get("counts"):
+        return out + ["Not run in this run."]
+    counts = scan["counts"]
+    passed, failed = counts.get("pass", 0), len(scan.get("failing", []))
+    evaluated = passed + failed
+    rate = f"{100 * passed / evaluated:.1f} %" if evaluated else "n/a"
+    out += [f"An instance of the image, booted with the fleet's user-data, scanned by Debian's "
+            f"openscap-scanner with ComplianceAsCode's `ssg-debian12-ds.xml` (Debian's ssg-debian "
+            f"0.1.76), profile `{scan['extends']}` tailored by "
+            f"`compliance/anssi-bp28-intermediary-debian12.xml`: **{passed} pass, {failed} fail** "
+            f"of the rules that apply (pass rate {rate}); "
+            + ", ".join(f"{n} {result}" for result, n in sorted(counts.items())
+                        if result not in ("pass", "fail"))
+            + f"; {len(scan.get('waivers', {}))} rules waived. The scan took "
+            f"{scan.get('seconds', 'n/a')} s of the {scan.get('total_seconds', 'n/a')} s with the "
+            "boot (`oscap xccdf eval` on the instance, 1 vCPU, TCG). Results and the HTML report: "
+            "`build/scap/` (CI artifacts).", ""]
+    if scan.get("failing"):
+        out += ["Failing rules (each fails CI):", ""]
+        out += [f"- `{f['rule'].removeprefix('xccdf_org.ssgproject.content_rule_')}` "
+                f"({f['result']})" for f in scan["failing"]]
+        out.append("")
+    out += ["Waived rules, each with the reason the tailoring file gives:", "",
+            "| Rule | Reason |", "|---|---|"]
+    out += [f"| `{rule}` | {reason} |" for rule, reason in sorted(scan.get("waivers", {}).items())]
+    return out
+
+
 def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
     baseline = baseline or {}
     meta = nfr.get("_meta", {})
@@ -371,8 +405,12 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
     if healthy:
         lines += ["", f"Median boot to healthy in this run: {median(healthy)} s (1 vCPU each, "
                   "in CI other VMs may share the two cores)."]
+    if build.get("sbom_sha256"):
+        lines += ["", f"Patched at the bake, {build.get('packages', 'n/a')} packages; the SBOM's "
+                  f"SHA-256 (the manifest digest `make image` prints): `{build['sbom_sha256']}`."]
     lines += boot_alone_section(load("boot-alone.json"))
     lines += before_boots(baseline)
+    lines += scap_section(load("scap.json"))
     lines += alerts_live_section(load("alerts-live.json"))
     lines += journal_section(load("journal-upload.json"))
     lines += fleet_section(load("fleet.json"), docs_dir or os.path.join(ROOT, "docs"))

@@ -26,6 +26,10 @@ packages=(
   systemd-journal-remote
   # the load balancer in front of the local fleet (testing/fleet)
   haproxy
+  # the OpenSCAP tooling here: the profiles' ids resolved in the content (make unit), the
+  # scan's HTML report rendered from its results (make scap); the scan itself runs on the
+  # instance, with the instance's own openscap-scanner
+  openscap-scanner
   # `vagrant up` with libvirt (a local box; qemu software emulation where no KVM)
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
 )

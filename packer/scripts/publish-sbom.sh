@@ -12,7 +12,7 @@
 #   REGION    the AMI's region
 #
 # AWS credentials come from the SDK chain, as Packer's. Not run here (no AWS
-# access): testing/unit/test_publish_sbom.py runs it against a stand-in `aws`
+# access): testing/unit/test_image_manifest.py runs it against a stand-in `aws`
 # that records its calls.
 set -euo pipefail
 
