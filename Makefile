@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Every program in the repository is linted: the Python ones by ruff (the
 # programs the roles install have no .py suffix: ruff.toml names them), the
 # shell ones by shellcheck.
-PY_SOURCES := app harness testing tools aws ansible/roles/api/files \
+PY_SOURCES := app harness testing tools aws packer/scripts ansible/roles/api/files \
               ansible/roles/nginx/files/supermega-edge-config \
               ansible/roles/metrics/files/supermega-metrics-config
 SH_SOURCES := .ci/run tools/*.sh packer/*.sh packer/scripts/*.sh packer/base-image/build.sh \
@@ -70,7 +70,7 @@ run: venv ## Run the app as supplied: Flask's server on 0.0.0.0:5000 (debug off)
 	$(BIN)/python app/app.py
 
 .PHONY: lint
-lint: venv ## Static checks: ruff, shellcheck, yamllint, ansible-lint, role docs (aar-doc), alert rules (promtool), mtail, packer, vagrant
+lint: venv ## Static checks: ruff, shellcheck, yamllint, ansible-lint, role docs (aar-doc), alert rules (promtool), mtail, the tailoring files, packer, vagrant
 	$(BIN)/ruff check $(PY_SOURCES)
 	shellcheck --severity=style $(SH_SOURCES)
 	$(BIN)/yamllint --strict .
@@ -79,6 +79,7 @@ lint: venv ## Static checks: ruff, shellcheck, yamllint, ansible-lint, role docs
 	mtail --compile_only --port 0 --progs ansible/roles/metrics/files/api.mtail --stderrthreshold=ERROR
 	$(BIN)/ansible-lint --profile production --strict ansible/ molecule/
 	bash tools/role-docs.sh --check
+	$(BIN)/python tools/tailoring.py --check compliance/*.yml
 	bash packer/validate.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" vagrant validate
 
