@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run `vagrant up` here, on a machine with no Vagrant Cloud, no KVM and no
 # libvirt network we may aim traffic at:
-#   - a local libvirt box made from the project's Debian 12 base image;
+#   - a local libvirt box made from the project's Debian base image: Debian 13
+#     (trixie, Ubuntu 24.04's generation) by default, VAGRANT_RELEASE=bookworm
+#     for Debian 12;
 #   - a NoCloud seed ISO creating the `vagrant` user with a key made here
 #     (no well-known insecure key);
 #   - libvirtd/virtlogd started by hand if nothing runs them (no systemd here);
@@ -16,13 +18,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 dir=$repo/build/vagrant
-# The Debian release of the local box: BASE_RELEASE (bookworm, Debian 12, by
-# default; trixie, Debian 13: CI's make vagrant-check), as the base image's.
-release=${BASE_RELEASE:-bookworm}
+# The Debian release of the local box (make up, CI's make vagrant-check):
+# trixie (Debian 13) unless VAGRANT_RELEASE says bookworm (Debian 12). Molecule
+# and the image use Debian 12, so every CI run converges and checks both.
+release=${VAGRANT_RELEASE:-trixie}
 case $release in
   bookworm) box_name=supermega/debian12-local ;;
   trixie) box_name=supermega/debian13-local ;;
-  *) printf 'vagrant-local: ERROR: BASE_RELEASE must be bookworm or trixie, not %s\n' "$release" >&2
+  *) printf 'vagrant-local: ERROR: VAGRANT_RELEASE must be trixie or bookworm, not %s\n' "$release" >&2
      exit 2 ;;
 esac
 box_file=${box_name#supermega/}.box

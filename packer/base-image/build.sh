@@ -107,11 +107,13 @@ mount "$part" "$root"
 
 log "mmdebstrap $suite from $mirror (${#packages[@]} packages)"
 include=$(IFS=,; echo "${packages[*]}")
-# (the hook's "$1" is the root directory, expanded by mmdebstrap's hook shell)
+# (the hook's "$1" is the root directory, expanded by mmdebstrap's hook shell;
+# 99mmdebstrap holds the --aptopt used for this build only: an image keeping it
+# would override the roles' apt settings, as it did package_fetch's retries)
 # shellcheck disable=SC2016
 mmdebstrap --quiet --variant=apt --include="$include" \
   --aptopt='Acquire::Retries "3"' \
-  --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
+  --customize-hook='rm -f "$1"/etc/ssh/ssh_host_* "$1"/etc/apt/apt.conf.d/99mmdebstrap' \
   "$suite" "$root" \
   "deb $mirror $suite main" \
   "deb $mirror $suite-updates main" \

@@ -49,8 +49,33 @@ def test_app_files_are_not_writable_by_the_service_user(host):
 def test_login_defs(host):
     content = host.file("/etc/login.defs").content_string
     for line in ["UMASK\t027", "PASS_MAX_DAYS\t60", "PASS_MIN_DAYS\t7", "PASS_WARN_AGE\t7",
-                 "LOGIN_RETRIES\t5", "LOGIN_TIMEOUT\t60"]:
+                 "LOGIN_RETRIES\t5", "LOGIN_TIMEOUT\t60", "ENCRYPT_METHOD\tYESCRYPT"]:
         assert line in content.splitlines(), line
+
+
+def test_roots_locked_password_ages_like_any_other(host):
+    # /etc/shadow's fifth field: the maximum age in days (ANSSI R32)
+    fields = host.check_output("sudo getent shadow root").split(":")
+    assert fields[1].startswith(("!", "*")), "root has a usable password"
+    assert fields[4] == "60", fields
+
+
+def test_an_idle_login_shell_ends(host):
+    """A login shell gets TMOUT=600, read-only (an operator cannot turn it
+    off in the session); a non-interactive shell (automation) is untouched."""
+    out = host.run("bash -lc 'echo $TMOUT; TMOUT=0 2>&1; echo rc=$?'")
+    lines = out.stdout.split()
+    assert lines[0] == "600", out.stdout
+    assert "readonly" in out.stdout and "rc=1" in out.stdout, out.stdout
+    assert host.check_output("bash -c 'echo x${TMOUT}x'") == "xx"
+
+
+def test_logind_ends_idle_sessions(host):
+    # what logind reads, drop-ins included (a later one would win)
+    config = host.check_output("systemd-analyze cat-config systemd/logind.conf")
+    values = [line.split("=", 1)[1] for line in config.splitlines()
+              if line.startswith("StopIdleSessionSec=")]
+    assert values and values[-1] == "600", values
 
 
 def test_insecure_packages_absent(host):
@@ -80,6 +105,8 @@ def test_auditd_rules_loaded(host):
     rules = host.check_output("auditctl -l")
     for needle in ["-w /etc/passwd -p wa -k identity", "-w /etc/shadow -p wa -k identity",
                    "-w /etc/sudoers -p wa -k privilege", "-w /etc/ssh/sshd_config -p wa -k sshd",
+                   "-a always,exit -S all -F path=/usr/bin/sudo -F perm=x -F auid>=1000 "
+                   "-F auid!=-1 -F key=privileged",
                    f"-w {API_CONFIG_DIR} -p wa -k app-config", "key=time-change", "key=modules"]:
         assert needle in rules, needle
 
@@ -165,15 +192,33 @@ def test_journald_capped_and_persistent(host):
 
 
 def test_sudo_runs_commands_on_a_pty_and_logs_them(host):
-    """The hardening role's drop-in: every sudo command on a pty of its own
-    (here, where the caller has none) and in /var/log/sudo.log. Debian's
-    /etc/sudoers already sets use_pty, so the log line and the drop-in are
-    what fail without the role."""
+    """Every sudo command runs on a pty of its own (use_pty: a command that
+    outlives sudo cannot write into the operator's terminal), and is logged
+    in /var/log/sudo.log (the hardening role's drop-in). Run from a terminal
+    (script(1) gives the caller one): sudo's tty must differ from the
+    caller's. Debian's /etc/sudoers already sets use_pty, so the behaviour
+    fails when anything turns it off (a later `Defaults !use_pty`), and the
+    log line and the drop-in fail without the role."""
     marker = f"sudo-check-{uuid.uuid4().hex[:12]}"
-    out = host.run(f"sudo -n /bin/sh -c 'tty; echo {marker}'")
+    out = host.run(f"script -qec \"tty; sudo -n /bin/sh -c 'tty; echo {marker}'\" /dev/null")
     assert out.rc == 0, out.stderr
-    assert out.stdout.splitlines()[0].startswith("/dev/pts/"), out.stdout
+    lines = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    caller, command = lines[0], lines[1]
+    assert caller.startswith("/dev/pts/") and command.startswith("/dev/pts/"), lines
+    assert command != caller, f"sudo ran the command on the caller's terminal: {lines}"
     assert marker in host.file("/var/log/sudo.log").content_string
     dropin = host.file("/etc/sudoers.d/00-hardening").content_string
     assert "Defaults use_pty" in dropin.splitlines()
     assert 'Defaults logfile="/var/log/sudo.log"' in dropin.splitlines()
+
+
+def test_sudo_resets_the_environment(host):
+    """env_reset (Debian's sudoers and the role's drop-in): a variable the
+    caller sets does not reach the command; a later `Defaults !env_reset`
+    fails here. (ignore_dot, also in the drop-in, cannot be seen at work:
+    Debian's secure_path never holds "."; the OpenSCAP scan checks it.)"""
+    out = host.run("SUPERMEGA_PROBE=leaked sudo -n sh -c 'echo probe=${SUPERMEGA_PROBE:-none}'")
+    assert out.rc == 0, out.stderr
+    assert out.stdout.strip() == "probe=none", out.stdout
+    dropin = host.file("/etc/sudoers.d/00-hardening").content_string.splitlines()
+    assert "Defaults env_reset" in dropin and "Defaults ignore_dot" in dropin
