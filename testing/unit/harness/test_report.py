@@ -8,7 +8,14 @@ import sys
 import pytest
 
 from harness import ROOT
-from harness.report import alone_row, boot_alone_section, fleet_section, headline, verification
+from harness.report import (
+    alone_row,
+    boot_alone_section,
+    fleet_section,
+    headline,
+    scap_section,
+    verification,
+)
 
 TIMINGS = {"ci_total_seconds": 3946, "molecule_default_converge_seconds": 799.1,
            "molecule_default_idempotence_seconds": 265.3, "git_revision": "abc1234"}
@@ -96,3 +103,21 @@ def test_the_boot_alone_section_says_whether_the_ratio_held(healthy, median, ver
 def test_no_boot_alone_run_says_so():
     assert boot_alone_section({})[-1].endswith("not measured in this run.")
     assert alone_row({}) == "not measured"
+
+
+def test_the_scan_section_gives_the_pass_rate_the_failures_and_every_waiver():
+    scan = {"extends": "xccdf_org.ssgproject.content_profile_anssi_bp28_intermediary",
+            "seconds": 412, "total_seconds": 470.5,
+            "counts": {"pass": 150, "fail": 1, "notapplicable": 60},
+            "failing": [{"rule": "xccdf_org.ssgproject.content_rule_accounts_tmout",
+                         "result": "fail"}],
+            "waivers": {"aide_build_database": "an immutable image: ..."}}
+    text = "\n".join(scap_section(scan))
+    assert "**150 pass, 1 fail**" in text and "pass rate 99.3 %" in text
+    assert "60 notapplicable" in text and "1 rules waived" in text
+    assert "- `accounts_tmout` (fail)" in text
+    assert "| `aide_build_database` | an immutable image: ... |" in text
+
+
+def test_no_scan_says_so():
+    assert scap_section({})[-1] == "Not run in this run."
