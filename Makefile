@@ -182,8 +182,11 @@ vagrant-check: venv vagrant-box ## make up's driver with a refused converge (mus
 # as with two; three run at once only while those instances boot near the
 # end of the roles lane):
 #   roles: the fleet template's lint (no VM; beside the bake, which has
-#          no timing to disturb), molecule test (from scratch, idempotence,
-#          suite), then vagrant up (from scratch), HTTPS from the host, destroy
+#          no timing to disturb), molecule test on Debian 12 (from scratch,
+#          idempotence, suite), then make up's driver on Debian 13 (a refused
+#          converge, then from scratch, HTTPS from the host, the suite,
+#          destroy), then the OpenSCAP scan of an instance of the baked image
+#          (make scap); each runs whether the one before failed or not
 #   image: packer build, then molecule test -s nfr (the NFR suite on one
 #          instance of the image), then molecule test -s image (two
 #          instances: the roles' suite, the image checks, the mutation
@@ -195,8 +198,10 @@ vagrant-check: venv vagrant-box ## make up's driver with a refused converge (mus
 lane-roles:
 	$(BIN)/python -m harness.timed lane_roles -- bash -c '$(BIN)/python -m harness.timed \
 	  fleet_lint -- $(MAKE) --no-print-directory fleet-lint; fleet=$$?; \
-	  $(MAKE) --no-print-directory molecule-test SCENARIO=default \
-	  && $(MAKE) --no-print-directory vagrant-check && exit $$fleet' \
+	  $(MAKE) --no-print-directory molecule-test SCENARIO=default; molecule=$$?; \
+	  $(MAKE) --no-print-directory vagrant-check; vagrant=$$?; \
+	  $(MAKE) --no-print-directory scap; scap=$$?; \
+	  exit $$(( fleet || molecule || vagrant || scap ))' \
 	  2>&1 | sed -u 's/^/[roles] /'
 lane-image:
 	$(BIN)/python -m harness.timed lane_image -- bash -c '$(MAKE) --no-print-directory image \
@@ -206,7 +211,7 @@ lane-image:
 	  2>&1 | sed -u 's/^/[image] /'
 
 .PHONY: vm-suites
-vm-suites: venv base-image ## The VM suites: fleet lint, roles + Vagrant | bake, NFR, the image's two instances (checks, mutants), the local fleet; then boot-alone
+vm-suites: venv base-image ## The VM suites: fleet lint, roles (Debian 12) + Vagrant (Debian 13) + OpenSCAP | bake, NFR, the image's two instances (checks, mutants), the local fleet; then boot-alone
 	lanes=0; $(MAKE) --no-print-directory -k -j2 lane-roles lane-image || lanes=$$?; \
 	  alone=0; $(MAKE) --no-print-directory boot-alone || alone=$$?; exit $$(( lanes || alone ))
 

@@ -38,6 +38,7 @@ def name(common, org="SuperMega Bank"):
 
 
 def save(directory, stem, key, cert, cert_suffix="pem"):
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     key_path = os.path.join(directory, f"{stem}.key")
     with open(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM,

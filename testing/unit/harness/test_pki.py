@@ -66,3 +66,12 @@ def test_the_log_set_serves_the_vms_collector_address(tmp_path):
 def test_an_unknown_set_is_refused():
     with pytest.raises(SystemExit):
         pki.main(["fleet"])
+
+
+def test_a_set_is_made_in_a_directory_that_does_not_exist_yet(tmp_path):
+    """As the local fleet calls it (harness.pki.image_pki, not the CLI)."""
+    from harness.pki import image_pki
+    directory = tmp_path / "fleet" / "pki"
+    image_pki(str(directory))
+    assert (directory / "ca.pem").is_file() and (directory / "web-tier.key").is_file()
+    assert (directory / "ca.key").stat().st_mode & 0o777 == 0o600
