@@ -14,6 +14,10 @@ from harness.deployment import API, API_CONFIG_DIR, API_ROOT
     ("/etc/passwd", "root", "root", 0o644),
     ("/etc/group", "root", "root", 0o644),
     ("/etc/login.defs", "root", "root", 0o644),
+    ("/etc/skel/.bashrc", "root", "root", 0o640),
+    ("/etc/skel/.profile", "root", "root", 0o640),
+    ("/etc/skel/.bash_logout", "root", "root", 0o640),
+    ("/etc/securetty", "root", "root", 0o600),
     ("/etc/crontab", "root", "root", 0o600),
     ("/etc/cron.d", "root", "root", 0o700),
     ("/etc/cron.daily", "root", "root", 0o700),
@@ -30,6 +34,10 @@ def test_owner_and_mode(host, path, user, group, mode):
     f = host.file(path)
     assert f.exists, path
     assert (f.user, f.group, f.mode) == (user, group, mode)
+
+
+def test_root_may_log_in_on_no_terminal(host):
+    assert host.file("/etc/securetty").size == 0
 
 
 def test_service_user_cannot_log_in(host):

@@ -186,3 +186,22 @@ def test_build_logs_and_state_were_cleaned(instances):
                             if "COMMAND=" not in line)
         assert "packer" not in journal
         assert "supermega-api-build" not in journal   # the build VM's hostname
+
+
+def test_the_login_users_start_up_files_are_its_own(instances):
+    """cloud-init makes the login user at first boot from /etc/skel, which
+    the image hardened: its shell start-up files are readable by it (and
+    its group) only (ANSSI R50)."""
+    for name, h in instances.items():
+        user = h.check_output("id -un")
+        modes = h.check_output(f"stat -c '%a %n' ~{user}/.bashrc ~{user}/.profile "
+                               f"~{user}/.bash_logout").splitlines()
+        assert modes and all(m.split()[0] == "640" for m in modes), (name, modes)
+
+
+def test_every_instance_boots_with_the_hardening_kernel_arguments(instances):
+    expected = {"mce=0", "page_alloc.shuffle=1", "slab_nomerge=yes",
+                "rng_core.default_quality=500"}
+    for name, h in instances.items():
+        running = set(h.file("/proc/cmdline").content_string.split())
+        assert expected <= running, (name, sorted(expected - running))

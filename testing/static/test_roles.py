@@ -258,9 +258,9 @@ def test_a_unit_both_serving_and_deferred_is_refused(tmp_path):
     assert "nginx.service" in out.stdout, out.stdout[-3000:]
 
 
-HARDENING_AREAS = ["ssh", "sysctl", "modules", "login_defs", "core_dumps", "file_modes", "packages",
-                   "auditd", "fail2ban", "unattended_upgrades", "time_sync", "journald", "sudo",
-                   "listeners"]
+HARDENING_AREAS = ["ssh", "sysctl", "kernel_cmdline", "modules", "login_defs", "core_dumps",
+                   "file_modes", "packages", "auditd", "fail2ban", "unattended_upgrades",
+                   "time_sync", "journald", "sudo", "listeners"]
 
 
 def listed_tasks(tmp_path, tags):
@@ -336,3 +336,8 @@ def test_the_boot_role_defaults_are_what_the_image_checks_expect(table, variable
     hold the same lists as their own expectations)."""
     defaults = load("ansible/roles/instance_boot/defaults/main.yml")
     assert defaults[variable] == suite_table("image", "test_image", table)
+
+
+def test_the_role_adds_every_kernel_argument_the_host_suite_expects():
+    expected = suite_table("host", "test_kernel", "EXPECTED_KERNEL_ARGUMENTS")
+    assert load("ansible/roles/hardening/defaults/main.yml")["hardening_kernel_cmdline"] == expected
