@@ -18,8 +18,11 @@ so no suite edits sys.path. Its modules:
   timed           run a command and record its duration (`python -m harness.timed`)
   pytest_timings  each verify's duration and counts (a pytest plugin)
   ansible_plugins the `stage_times` Ansible callback (each playbook's duration)
-  report          docs/verification.md and the README's figures from build/*.json
-  vagrant_check   `vagrant up`, HTTPS from the host, destroy (make vagrant-check)
+  native          the roles' nginx and gunicorn configuration run natively on loopback
+  report          docs/verification.md (headline figures first) from build/*.json
+  up              `make up`'s driver: box, boot, converge, HTTPS check, stage times
+  vagrant_check   `make up` refused then from scratch, HTTPS, the suite, destroy
+  scap            the OpenSCAP scan of an instance: content, tailoring, results
 """
 
 from pathlib import Path
