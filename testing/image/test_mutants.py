@@ -59,6 +59,26 @@ class Mutation:
     suite: str = SUITE             # where the guard lives
 
 
+# An image baked from an older base, as the AMI's is (Canonical's image of
+# some weeks ago): one installed package taken back to the release's own
+# version where the mirror has a newer one (-updates, -security). Undone by
+# the bake's own packer/scripts/upgrade.sh, so the guard passing again shows
+# that script patches such an image.
+with open(os.path.join(ROOT, "packer", "scripts", "upgrade.sh")) as _f:
+    UPGRADE_SH = _f.read()
+DOWNGRADE = (
+    "apt-get -q update >/dev/null; "
+    # a package neither essential nor required/important, not a kernel, with an older
+    # version in the release than the one installed
+    "pkg=$(dpkg-query -W -f '${Package} ${Priority} ${Essential}\\n' "
+    "| awk '$2 != \"required\" && $2 != \"important\" && $3 != \"yes\" && $1 !~ /^linux-/ "
+    "{print $1}' | while read -r p; do "
+    "[ \"$(apt-cache madison \"$p\" | awk '{print $3}' | sort -u | wc -l)\" -gt 1 ] "
+    "&& echo \"$p\" && break; done); "
+    "[ -n \"$pkg\" ]; old=$(apt-cache madison \"$pkg\" | awk '{print $3}' | sort -V | head -n 1); "
+    "echo \"downgrading $pkg to $old\"; DEBIAN_FRONTEND=noninteractive apt-get -q -y "
+    "--allow-downgrades -o Dpkg::Options::=--force-confold install \"$pkg=$old\" >/dev/null")
+
 MUTATIONS = [
     Mutation("rate limit (limit_req) removed", [NGINX_API],
              f"sed -i '/limit_req zone=api_req/d' {NGINX_API}", RELOAD_NGINX,
@@ -163,10 +183,15 @@ MUTATIONS = [
              "/etc/sudoers.d/zz-mutant", "true",
              "test_files.py::test_sudo_resets_the_environment",
              undo="rm -f /etc/sudoers.d/zz-mutant"),
-    Mutation("idle login shells kept (TMOUT file removed)",
-             ["/etc/profile.d/99-supermega-tmout.sh"],
-             "rm -f /etc/profile.d/99-supermega-tmout.sh", "true",
-             "test_files.py::test_an_idle_login_shell_ends"),
+    Mutation("idle login shells kept (TMOUT file removed)", [],
+             "mv /etc/profile.d/99-supermega-tmout.sh /root/mutant-tmout.sh", "true",
+             "test_files.py::test_an_idle_login_shell_ends",
+             undo="mv /root/mutant-tmout.sh /etc/profile.d/99-supermega-tmout.sh"),
+    Mutation("a package older than the mirror's (an older base, not upgraded)", [],
+             DOWNGRADE, "true",
+             "test_image_contents.py::test_nothing_is_upgradable_against_the_mirror_the_image_"
+             "was_baked_from", suite=EDGE,
+             undo=f"sh -s <<'UPGRADE_SH'\n{UPGRADE_SH}\nUPGRADE_SH"),
     Mutation("Debian's protected-links file no longer shadowed", [],
              "mv /etc/sysctl.d/99-protect-links.conf /root/mutant-99-protect-links.conf", "true",
              "test_kernel.py::test_no_sysctl_file_sets_a_hardened_parameter_otherwise",
