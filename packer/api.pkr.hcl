@@ -293,9 +293,10 @@ build {
     ]
   }
 
+  # (the package list is still in the machine's /tmp, where inventory.sh wrote it)
   provisioner "file" {
-    sources     = ["${var.artifacts_dir}/image-packages.txt", "${var.artifacts_dir}/image-sbom.cdx.json"]
-    destination = "/tmp/"
+    source      = "${var.artifacts_dir}/image-sbom.cdx.json"
+    destination = "/tmp/image-sbom.cdx.json"
     generated   = true # made during the build (above)
   }
 

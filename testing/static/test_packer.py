@@ -235,3 +235,42 @@ def test_every_variable_with_fixed_choices_has_a_validation_block(name):
         for block in load(path).get("variable", []):
             variables.update(block)
     assert variables[name].get("validation"), f"variable {name} has no validation block"
+
+
+def test_every_update_is_applied_right_after_cloud_init_for_every_source(build):
+    """upgrade.sh, as root, before the playbook: the roles configure the
+    packages that ship (docs/adr/0019-patched-at-bake.md)."""
+    steps = provisioners(build)
+    kind, upgrade = steps[1]
+    assert kind == "shell" and upgrade["script"] == "packer/scripts/upgrade.sh"
+    assert "only" not in upgrade and "except" not in upgrade
+    assert upgrade["execute_command"].startswith("sudo ")
+    assert steps[2][0] == "ansible"
+
+
+def test_the_manifest_and_sbom_are_made_and_put_in_the_image_before_the_seal(build):
+    steps = provisioners(build)
+    scripts = [body.get("script") for _kind, body in steps]
+    inventory = scripts.index("packer/scripts/inventory.sh")
+    (sbom,) = [i for i, (kind, body) in enumerate(steps)
+               if kind == "shell-local" and "packer/scripts/sbom.py" in " ".join(body["inline"])]
+    (upload,) = [i for i, (kind, body) in enumerate(steps)
+                 if kind == "file" and body.get("source", "").endswith("image-sbom.cdx.json")]
+    (install,) = [i for i, (kind, body) in enumerate(steps)
+                  if kind == "shell" and "/usr/share/supermega-api/sbom.cdx.json"
+                  in " ".join(body.get("inline", []))]
+    assert inventory < sbom < upload < install < len(steps) - 1      # the seal is last
+    for i in (inventory, sbom, upload, install):
+        assert "only" not in steps[i][1], steps[i]                   # every source
+
+
+def test_only_the_ami_publishes_its_sbom_after_the_manifest(build):
+    (chain,) = build["post-processors"]
+    kinds = [(kind, body) for block in chain["post-processor"] for kind, body in block.items()]
+    assert [k for k, _ in kinds] == ["manifest", "shell-local"]
+    publish = kinds[1][1]
+    assert publish["script"] == "packer/scripts/publish-sbom.sh"
+    assert publish["only"] == ["amazon-ebs.ubuntu"]
+    env = dict(v.split("=", 1) for v in publish["environment_vars"])
+    assert env["BUCKET"] == "${var.aws_sbom_bucket}"
+    assert env["MANIFEST"] == kinds[0][1]["output"]

@@ -160,3 +160,22 @@ def test_a_manifest_whose_last_build_is_not_an_ami_is_refused(tmp_path, fake_aws
                                               name="qcow2-manifest.json"))
     assert run.returncode != 0 and "not an AMI" in run.stderr
     assert calls == []
+
+
+# ---- inventory.sh: no image with a package still upgradable ----
+
+def test_the_inventory_refuses_an_image_with_an_upgradable_package(tmp_path):
+    """Before the seal: a stand-in `apt` reporting one upgradable package
+    fails the build, naming it, before anything is written."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt").write_text(
+        "#!/bin/sh\necho 'Listing...'\n"
+        "echo 'libssl3/stable-security 3.0.17-1~deb12u3 amd64 "
+        "[upgradable from: 3.0.17-1~deb12u2]'\n")
+    (bin_dir / "apt").chmod(0o755)
+    run = subprocess.run(["sh", os.path.join(ROOT, "packer", "scripts", "inventory.sh")],
+                         capture_output=True, text=True,
+                         env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert run.returncode == 1
+    assert "still upgradable" in run.stderr and "libssl3" in run.stderr
