@@ -31,6 +31,8 @@ import subprocess
 import sys
 import urllib.request
 
+import yaml
+
 from harness import ROOT
 from harness.timings import load, record
 from harness.vm import unverified_context
@@ -69,23 +71,39 @@ def leftovers():
     return domains, networks, procs
 
 
-def run_host_suite(env):
-    """testing/host against the Vagrant VM (Vagrant's generated inventory),
-    as Molecule runs it against its VMs: as root, over one kept SSH
-    connection (the host's ufw limits new SSH connections)."""
-    inventory = os.path.join(ROOT, ".vagrant", "provisioners", "ansible", "inventory",
-                             "vagrant_ansible_inventory")
+def suite_inventory(env):
+    """An inventory for the suite: Vagrant's generated one (its host, port,
+    user and key), with the SSH options Molecule gives its VMs
+    (.config/molecule/config.yml, the one place they are spelled): one kept
+    connection, as the host's ufw limits new SSH connections (6 in 30 s)
+    and Testinfra's SSH backend reads its options from the inventory, not
+    from ANSIBLE_SSH_ARGS."""
+    listed = subprocess.run(
+        ["ansible-inventory", "--list", "-i", os.path.join(
+            ROOT, ".vagrant", "provisioners", "ansible", "inventory", "vagrant_ansible_inventory")],
+        check=True, capture_output=True, text=True, env=env).stdout
+    host = json.loads(listed)["_meta"]["hostvars"]["default"]
+    with open(os.path.join(ROOT, ".config", "molecule", "config.yml")) as f:
+        options = yaml.safe_load(f)["driver"]["ssh_connection_options"]
     control = os.path.join(ROOT, ".vagrant", "cp-%C")
+    host["ansible_ssh_common_args"] = " ".join(
+        o.replace("${MOLECULE_EPHEMERAL_DIRECTORY}/cp-%C", control) for o in options)
+    path = os.path.join(ROOT, ".vagrant", "suite-inventory.yml")
+    with open(path, "w") as f:
+        yaml.safe_dump({"all": {"hosts": {"default": host}}}, f)
+    return path
+
+
+def run_host_suite(env):
+    """testing/host against the Vagrant VM, as Molecule runs it against its
+    VMs: as root, over one kept SSH connection; the HTTPS port its clients
+    see is Vagrant's forward."""
     suite_env = dict(env, SUPERMEGA_HTTPS_PORT=env.get("VAGRANT_HTTPS_PORT", "8443"),
-                     ANSIBLE_HOST_KEY_CHECKING="False",
-                     ANSIBLE_SSH_ARGS="-o UserKnownHostsFile=/dev/null "
-                                      "-o StrictHostKeyChecking=no -o ControlMaster=auto "
-                                      f"-o ControlPersist=300s -o ControlPath={control} "
-                                      "-o ServerAliveInterval=15")
+                     ANSIBLE_HOST_KEY_CHECKING="False")
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--durations=15",
-         "--hosts=ansible://default", f"--ansible-inventory={inventory}", "--sudo",
-         os.path.join(ROOT, "testing", "host")], env=suite_env, cwd=ROOT).returncode
+         "--hosts=ansible://default", f"--ansible-inventory={suite_inventory(suite_env)}",
+         "--sudo", os.path.join(ROOT, "testing", "host")], env=suite_env, cwd=ROOT).returncode
 
 
 def check(condition, message):
