@@ -62,11 +62,11 @@ def test_login_defs(host):
         assert line in content.splitlines(), line
 
 
-def test_roots_locked_password_ages_like_any_other(host):
-    # /etc/shadow's fifth field: the maximum age in days (ANSSI R32)
+def test_roots_locked_password_has_a_maximum_age(host):
+    # /etc/shadow's fifth field: the maximum age in days (ANSSI R32: 365)
     fields = host.check_output("sudo getent shadow root").split(":")
     assert fields[1].startswith(("!", "*")), "root has a usable password"
-    assert fields[4] == "60", fields
+    assert fields[4] == "365", fields
 
 
 def test_an_idle_login_shell_ends(host):

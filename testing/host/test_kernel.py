@@ -110,11 +110,16 @@ def test_no_sysctl_file_sets_a_hardened_parameter_otherwise(host):
     shadows one of the same name in /usr/lib) gives each hardened parameter
     its hardened value or leaves it alone: the running value does not hang
     on the role's file sorting last, and an auditor reading the configuration
-    (OpenSCAP does) finds one answer. Debian's 99-protect-links.conf
-    (fs.protected_fifos = 1) and systemd's 50-pid-max.conf are shadowed."""
+    (OpenSCAP does, /lib/sysctl.d included) finds one answer. Debian's
+    99-protect-links.conf (fs.protected_fifos = 1) and systemd's
+    50-pid-max.conf are diverted, their settings in /etc/sysctl.d."""
     config = host.check_output("systemd-analyze cat-config sysctl.d")
+    # and every file as it lies, whoever reads it (merged /usr: /lib is /usr/lib)
+    raw = host.check_output("cat /etc/sysctl.conf /etc/sysctl.d/*.conf /run/sysctl.d/*.conf "
+                            "/usr/lib/sysctl.d/*.conf /usr/local/lib/sysctl.d/*.conf 2>/dev/null "
+                            "|| true")
     conflicts = []
-    for line in config.splitlines():
+    for line in (config + "\n" + raw).splitlines():
         if "=" not in line or line.lstrip().startswith(("#", ";")):
             continue
         key, value = (part.strip() for part in line.split("=", 1))

@@ -192,10 +192,12 @@ MUTATIONS = [
              "test_image_contents.py::test_nothing_is_upgradable_against_the_mirror_the_image_"
              "was_baked_from", suite=EDGE,
              undo=f"sh -s <<'UPGRADE_SH'\n{UPGRADE_SH}\nUPGRADE_SH"),
-    Mutation("Debian's protected-links file no longer shadowed", [],
-             "mv /etc/sysctl.d/99-protect-links.conf /root/mutant-99-protect-links.conf", "true",
-             "test_kernel.py::test_no_sysctl_file_sets_a_hardened_parameter_otherwise",
-             undo="mv /root/mutant-99-protect-links.conf /etc/sysctl.d/99-protect-links.conf"),
+    Mutation("Debian's protected-links file back in /usr/lib (diversion removed)", [],
+             "dpkg-divert --quiet --rename --remove /usr/lib/sysctl.d/99-protect-links.conf",
+             "true", "test_kernel.py::test_no_sysctl_file_sets_a_hardened_parameter_otherwise",
+             undo="dpkg-divert --quiet --rename --divert "
+                  "/usr/lib/sysctl.d/99-protect-links.conf.distrib "
+                  "--add /usr/lib/sysctl.d/99-protect-links.conf"),
     Mutation("apt's retries turned off by a later apt file", [],
              "echo 'Acquire::Retries \"0\";' > /etc/apt/apt.conf.d/99zzz-mutant", "true",
              "test_files.py::test_package_downloads_are_retried",
