@@ -129,6 +129,17 @@ def test_no_sysctl_file_sets_a_hardened_parameter_otherwise(host):
     assert conflicts == []
 
 
+def test_every_interface_filters_reverse_paths_strictly(host):
+    """The kernel uses the looser of net.ipv4.conf.all.rp_filter and an
+    interface's own: "all" at 1 is not enough if a glob (systemd's 50-default.conf:
+    net.ipv4.conf.*.rp_filter = 2, on Debian 13) made an interface loose."""
+    lines = host.check_output("for f in /proc/sys/net/ipv4/conf/*/rp_filter; do "
+                              "echo \"$f $(cat $f)\"; done").splitlines()
+    values = {line.split("/")[-2]: int(line.split()[-1]) for line in lines}
+    effective = {iface: max(values["all"], v) for iface, v in values.items()}
+    assert all(v == 1 for v in effective.values()), effective
+
+
 def test_sysctl_survives_reboot_via_config_file(host):
     content = host.file("/etc/sysctl.d/99-zz-hardening.conf").content_string
     assert "net.ipv4.conf.all.rp_filter = 1" in content

@@ -198,6 +198,12 @@ MUTATIONS = [
              undo="dpkg-divert --quiet --rename --divert "
                   "/usr/lib/sysctl.d/99-protect-links.conf.distrib "
                   "--add /usr/lib/sysctl.d/99-protect-links.conf"),
+    Mutation("the interfaces' reverse-path filter loosened (rp_filter 2)", [],
+             "for f in /proc/sys/net/ipv4/conf/*/rp_filter; do "
+             "d=$(basename $(dirname $f)); cat $f > /root/mutant-rp.$d; echo 2 > $f; done",
+             "true", "test_kernel.py::test_every_interface_filters_reverse_paths_strictly",
+             undo="for f in /root/mutant-rp.*; do cat $f > "
+                  "/proc/sys/net/ipv4/conf/${f##*mutant-rp.}/rp_filter; rm -f $f; done"),
     Mutation("apt's retries turned off by a later apt file", [],
              "echo 'Acquire::Retries \"0\";' > /etc/apt/apt.conf.d/99zzz-mutant", "true",
              "test_files.py::test_package_downloads_are_retried",
