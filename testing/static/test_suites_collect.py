@@ -54,6 +54,7 @@ def test_image_session_runs_the_roles_suite_first_then_the_declared_order():
     assert modules == host + image
     assert host[-2:] == ["testing/host/test_alerts_live.py", "testing/host/test_journal_upload.py"]
     assert image == ["testing/image/test_edge_settings.py", "testing/image/test_image.py",
+                     "testing/image/test_image_contents.py",
                      "testing/image/test_mutants.py", "testing/image/test_build_key.py"]
 
 
