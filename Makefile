@@ -171,6 +171,10 @@ boot-alone: venv base-image ## Boot to healthy with no other VM, against the bas
 scap: venv ## OpenSCAP on an instance of the baked image: ANSSI BP-028 intermediary, waivers in compliance/; results in build/scap/
 	$(BIN)/python -m harness.timed scap -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/benchmark
 
+.PHONY: cis-forecast
+cis-forecast: venv ## By hand, after make image: the AMI's CIS L1 rules that Debian's content shares, scanned on an instance; writes docs/cis-forecast.md
+	$(BIN)/python -m harness.cis_forecast
+
 .PHONY: vagrant-check
 vagrant-check: venv vagrant-box ## make up's driver with a refused converge (must not say up), again (converge from scratch), HTTPS from the host, the roles' suite on the VM, destroy
 	$(BIN)/python -m harness.vagrant_check

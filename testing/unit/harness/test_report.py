@@ -11,6 +11,7 @@ from harness import ROOT
 from harness.report import (
     alone_row,
     boot_alone_section,
+    cis_forecast_section,
     fleet_section,
     headline,
     scap_section,
@@ -121,3 +122,13 @@ def test_the_scan_section_gives_the_pass_rate_the_failures_and_every_waiver():
 
 def test_no_scan_says_so():
     assert scap_section({})[-1] == "Not run in this run."
+
+
+def test_the_cis_forecast_page_is_included_without_its_marker(tmp_path):
+    page = tmp_path / "cis-forecast.md"
+    page.write_text("<!-- Written by harness/cis_forecast.py; do not edit. -->\n\n"
+                    "| `aide_build_database` | fail | waived: digest |\n")
+    text = "\n".join(cis_forecast_section(str(page)))
+    assert "| `aide_build_database` | fail | waived: digest |" in text
+    assert "do not edit" not in text
+    assert cis_forecast_section(str(tmp_path / "absent.md"))[-1] == "Not measured yet."
