@@ -23,6 +23,7 @@ so no suite edits sys.path. Its modules:
   up              `make up`'s driver: box, boot, converge, HTTPS check, stage times
   vagrant_check   `make up` refused then from scratch, HTTPS, the suite, destroy
   scap            the OpenSCAP scan of an instance: content, tailoring, results
+  cis_forecast    the AMI's CIS rules scanned on Debian 12 (`make cis-forecast`)
 """
 
 from pathlib import Path
