@@ -53,8 +53,10 @@ if ((${#missing[@]})); then
     chmod 0755 "$policy"
     trap 'rm -f "$policy"' EXIT
   fi
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # (retries: one dropped connection to the mirror must not fail a fresh
+  # machine's setup; the guests' fetches retry the same way, package_fetch)
+  apt-get update -q -o Acquire::Retries=5
+  apt-get install -y -q -o Acquire::Retries=5 --no-install-recommends "${missing[@]}"
 else
   echo "install-host-deps: all ${#packages[@]} packages present"
 fi

@@ -79,8 +79,8 @@ def install_wrk(host, debs_dir):
     and `apt-get update` in the instance costs half a minute under TCG: the
     controller fetches the .debs (same release) and Ansible copies them in.
     Falls back to apt in the instance when the controller cannot fetch them."""
-    fetched = subprocess.run(["apt-get", "download", *WRK_DEBS], cwd=debs_dir,
-                             capture_output=True, text=True, timeout=120, check=False)
+    fetched = subprocess.run(["apt-get", "-o", "Acquire::Retries=5", "download", *WRK_DEBS],
+                             cwd=debs_dir, capture_output=True, text=True, timeout=120, check=False)
     debs = sorted(debs_dir.glob("*.deb"))
     if fetched.returncode == 0 and len(debs) == len(WRK_DEBS):
         host.run_expect([0], "mkdir -p /root/nfr/debs")
