@@ -261,6 +261,36 @@ def test_the_roll_keeps_capacity_and_waits_for_health(template):
     assert template["Parameters"]["MinSize"]["MinValue"] >= 2
 
 
+def test_the_stack_waits_until_its_instances_serve(template):
+    """The creation check is wired: after the group and the listener, for
+    MinSize healthy targets of this target group, run again for a new image
+    (its handler is tested below)."""
+    check = template["Resources"]["InstancesServe"]
+    assert check["Type"] == "Custom::InstancesServe"
+    assert set(check["DependsOn"]) == {"AutoScalingGroup", "HttpsListener"}
+    assert check["Properties"] == {"ServiceToken": {"Fn::GetAtt": ["ServingCheckFunction", "Arn"]},
+                                   "TargetGroupArn": {"Ref": "TargetGroup"},
+                                   "Count": {"Ref": "MinSize"}, "ImageId": {"Ref": "ImageId"}}
+
+
+def test_the_load_balancer_logs_every_request_and_every_handshake(template):
+    """Access logs and connection logs (refused client certificates and why)."""
+    attributes = {a["Key"]: a["Value"] for a in
+                  resource(template, "LoadBalancer")["LoadBalancerAttributes"]}
+    for kind in ("access_logs", "connection_logs"):
+        assert attributes[f"{kind}.s3.enabled"] == "true", kind
+        assert attributes[f"{kind}.s3.bucket"] == {"Ref": "AccessLogBucket"}, kind
+
+
+def test_allowed_subjects_are_refused_without_certificates(template):
+    """ClientSubjects with AllowUnauthenticatedCallers=true would be checked on
+    certificates nobody presents: the template refuses that pair."""
+    rule = template["Rules"]["SubjectsNeedCertificates"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "AllowUnauthenticatedCallers"},
+                                                    "true"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "ClientSubjects"}, ""]}
+
+
 def test_https_listener_is_tls12_or_13_only(template):
     policy = resource(template, "HttpsListener")["SslPolicy"]
     assert policy.startswith("ELBSecurityPolicy-TLS13-1-2-"), policy
