@@ -27,6 +27,7 @@ image and which scan produced its figures.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -129,8 +130,14 @@ def forecast():
     os.makedirs(OUT, exist_ok=True)
     tailoring_file = os.path.join(OUT, "tailoring.xml")
     write_tailoring(content, tailoring_file)
-    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, check=False).stdout.strip()
+    # the commit the image was baked from (the bake's record beside it), else this tree's
+    record = os.path.join(os.path.dirname(os.path.dirname(IMAGE)), "image-build.json")
+    if os.path.isfile(record):
+        with open(record) as f:
+            revision = json.load(f).get("git_revision", "unknown")
+    else:
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                  capture_output=True, text=True, check=False).stdout.strip()
     with tempfile.TemporaryDirectory() as work:
         instance = Instance("cis", work, IMAGE, make_ssh_key(work, "cis"), free_port(),
                             cpus=1, memory=1024)
