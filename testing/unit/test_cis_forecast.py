@@ -19,6 +19,7 @@ def rules(monkeypatch, tmp_path):
            P + "apparmor_configured"}
     debian = {P + "sshd_disable_root_login", P + "aide_build_database", P + "ufw_only_required"}
     monkeypatch.setattr(cis_forecast, "rule_sets", lambda content: (cis, debian))
+    monkeypatch.setattr(cis_forecast, "refinements", lambda content: {"v": "1"})
     compliance = tmp_path / "compliance"
     compliance.mkdir()
     (compliance / "cis-ubuntu2404-level1-server.yml").write_text(yaml.safe_dump(
