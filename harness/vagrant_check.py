@@ -35,23 +35,14 @@ import yaml
 
 from harness import ROOT
 from harness.timings import load, record
+from harness.up import LOCAL, vagrant_env
 from harness.vm import unverified_context
 
-LOCAL = ["bash", os.path.join(ROOT, "tools", "vagrant-local.sh")]
 TIMED = [sys.executable, "-m", "harness.timed"]
 
 
 def log(message):
     print(f"vagrant-check: {message}", file=sys.stderr, flush=True)
-
-
-def vagrant_env():
-    env = dict(os.environ)
-    out = subprocess.run([*LOCAL, "env"], check=True, capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value
-    return env
 
 
 def get(url, insecure=True):
