@@ -376,6 +376,17 @@ def cis_forecast_section(path):
         return out + [line for line in f.read().splitlines() if not line.startswith("<!--")]
 
 
+def failed_stages(t):
+    """One line: the stages of the run that exited non-zero (a red run's figures are still
+    figures, but the reader must know the run was red)."""
+    failed = sorted(k.removesuffix("_exit_code") for k, v in t.items()
+                    if k.endswith("_exit_code") and v not in (0, None))
+    if not failed:
+        return "Every stage of this run exited 0."
+    return ("**This run was red**: " + ", ".join(f"`{name}`" for name in failed)
+            + " exited non-zero (the stage's figures below are still what it measured).")
+
+
 def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
     baseline = baseline or {}
     meta = nfr.get("_meta", {})
@@ -400,6 +411,8 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
         "lanes at once: roles (the fleet lint, Molecule on Debian 12, `make up`'s VM on Debian 13, "
         "then the OpenSCAP scan) and image (bake, the NFR scenario's instance, the image "
         "scenario's two instances, then the local fleet).",
+        "",
+        failed_stages(t),
         "",
         *stage_rows(t),
         "",

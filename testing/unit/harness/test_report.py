@@ -132,3 +132,13 @@ def test_the_cis_forecast_page_is_included_without_its_marker(tmp_path):
     assert "| `aide_build_database` | fail | waived: digest |" in text
     assert "do not edit" not in text
     assert cis_forecast_section(str(tmp_path / "absent.md"))[-1] == "Not measured yet."
+
+
+def test_a_red_run_says_which_stages_failed():
+    from harness.report import failed_stages
+    assert failed_stages({"lint_exit_code": 0, "unit_exit_code": 0}) == (
+        "Every stage of this run exited 0.")
+    line = failed_stages({"lint_exit_code": 0, "molecule_image_exit_code": 1,
+                          "lane_image_exit_code": 1})
+    assert line.startswith("**This run was red**")
+    assert "`lane_image`, `molecule_image`" in line and "lint" not in line
