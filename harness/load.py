@@ -7,8 +7,10 @@ The three targets, measured the same way with wrk and the same routes:
   c  the whole edge: nginx (the roles' rendered config, TLS) -> unix socket -> gunicorn
 Rounds are interleaved (a, b, c, a, b, c, ...) so a change in the machine's
 load during the run falls on all three alike; the report gives medians and
-the spread. c cannot beat b (gunicorn is behind nginx), so c/b says what the
-edge costs and c/a what the deployment gains over the supplied server.
+the spread. c/a says what the deployment gains over the supplied server; c/b
+is reported but is not the edge's cost: b, gunicorn straight from wrk's
+kept-alive connections, is not a ceiling for c (testing/perf/test_native.py
+says why).
 """
 
 import json

@@ -6,8 +6,19 @@ nginx and gunicorn run on loopback from the roles' own templates and
 defaults (harness/native.py; only paths and ports are moved), the app as
 supplied runs as `python app/app.py`, and wrk measures a, b and c (see
 harness/load.py) in interleaved rounds.
-Goals: c/b >= 0.85 (nginx with TLS costs gunicorn at most 15 %) and
-c/a >= 2.5. `make perf-native`; figures in build/perf-native.json.
+Goal: c/a >= 2.5 (the deployment against the supplied server).
+`make perf-native`; figures in build/perf-native.json.
+
+c/b is reported, not held to a bound: b is not a ceiling for c. gunicorn
+straight from wrk keeps each of the 32 kept-alive connections on one
+worker for the whole round, and the split over the CPUs + 1 workers is
+whatever accept() gave; behind nginx, each request goes over one of
+nginx's upstream connections, which any idle worker accepts. Measured
+here on 2026-12-07 (b and c at 32, 12 and 4 connections, 3 interleaved
+rounds of 5 s, twice, nothing else running): b's rounds at 12 and 32
+connections spread 2,484-4,596 req/s, c's 3,246-4,094; c/b in CI was 1.09
+(305e4b5) and 1.16 (d30e58c). So "nginx costs at most 15 %" is not measured by this
+test, and is no longer claimed (ADR 0010's amendment).
 
 Five rounds of 6 s, not three of 10 s (the same 30 s per target): single
 rounds of c/a spread from 2.39 to 3.25 on this machine, mostly from the
@@ -38,7 +49,7 @@ CONNECTIONS = 32
 PORTS = {"a": 5000, "b": 18001, "c": 18443, "http": 18080}
 URLS = {"a": f"http://127.0.0.1:{PORTS['a']}", "b": f"http://127.0.0.1:{PORTS['b']}",
         "c": f"https://127.0.0.1:{PORTS['c']}"}
-GOALS = {"c_over_b": 0.85, "c_over_a": 2.5}
+GOALS = {"c_over_a": 2.5}
 
 pytestmark = pytest.mark.skipif(not (shutil.which("nginx") and shutil.which("wrk")),
                                 reason="needs nginx and wrk on this machine (make deps)")
