@@ -49,9 +49,8 @@ IMAGE = os.environ.get("IMAGE", os.path.join(ROOT, "build", "image", "supermega-
 
 def rule_sets(content):
     cis = scap.profile_rules(os.path.join(content, "ssg-ubuntu2404-ds.xml"), CIS)
-    benchmark = ET.parse(os.path.join(content, "ssg-debian12-ds.xml")).getroot().find(
-        ".//" + scap.XCCDF + "Benchmark")
-    debian = {r.get("id") for r in benchmark.iter(scap.XCCDF + "Rule")}
+    debian = {r.get("id") for r in scap.benchmark(os.path.join(content, "ssg-debian12-ds.xml"))
+              .iter(scap.XCCDF + "Rule")}
     return cis, debian
 
 
@@ -60,19 +59,13 @@ def refinements(content):
     the grace time, ptrace's scope, ...) that Debian's benchmark can take: the
     same Value with the same selector. Without them the Debian checks would
     compare against Debian's defaults, not CIS's."""
-    def benchmark(name):
-        root = ET.parse(os.path.join(content, name)).getroot()
-        return root.find(".//" + scap.XCCDF + "Benchmark")
-
-    profiles = {p.get("id"): p for p in benchmark("ssg-ubuntu2404-ds.xml").iter(
-        scap.XCCDF + "Profile")}
-    chosen, pid = {}, CIS
-    while pid:      # the profile, then what it extends (the nearest wins)
-        for r in profiles[pid].findall(scap.XCCDF + "refine-value"):
+    chosen = {}
+    for profile in scap.profile_chain(os.path.join(content, "ssg-ubuntu2404-ds.xml"), CIS):
+        for r in profile.findall(scap.XCCDF + "refine-value"):     # the nearest wins
             chosen.setdefault(r.get("idref"), r.get("selector"))
-        pid = profiles[pid].get("extends")
     selectors = {v.get("id"): {x.get("selector") for x in v.findall(scap.XCCDF + "value")}
-                 for v in benchmark("ssg-debian12-ds.xml").iter(scap.XCCDF + "Value")}
+                 for v in scap.benchmark(os.path.join(content, "ssg-debian12-ds.xml"))
+                 .iter(scap.XCCDF + "Value")}
     return {v: sel for v, sel in sorted(chosen.items()) if sel in selectors.get(v, ())}
 
 

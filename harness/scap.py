@@ -14,6 +14,7 @@ AMI's build runs before its seal).
     python -m harness.scap waivers compliance/anssi-bp28-intermediary-debian12.xml
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -66,24 +67,35 @@ def tailoring(path):
     return profile.get("id"), profile.get("extends"), waivers
 
 
-def profile_rules(datastream, profile_id):
-    """The rules a content profile selects (its own selects over the
-    benchmark's defaults, through any profile it extends)."""
-    benchmark = ET.parse(datastream).getroot().find(".//" + XCCDF + "Benchmark")
-    rules = {r.get("id"): r.get("selected") == "true" for r in benchmark.iter(XCCDF + "Rule")}
-    profiles = {p.get("id"): p for p in benchmark.iter(XCCDF + "Profile")}
+@functools.lru_cache(maxsize=4)
+def benchmark(datastream):
+    """A data stream's XCCDF Benchmark, parsed once per process (the files
+    are ~10 MB; several readers ask for the same one)."""
+    return ET.parse(datastream).getroot().find(".//" + XCCDF + "Benchmark")
+
+
+def profile_chain(datastream, profile_id):
+    """A content profile and the profiles it extends, nearest first."""
+    profiles = {p.get("id"): p for p in benchmark(datastream).iter(XCCDF + "Profile")}
     if profile_id not in profiles:
         raise KeyError(f"{profile_id} is not a profile of {datastream}")
+    chain, pid = [], profile_id
+    while pid:
+        chain.append(profiles[pid])
+        pid = profiles[pid].get("extends")
+    return chain
 
-    def selected(pid):
-        p = profiles[pid]
-        chosen = selected(p.get("extends")) if p.get("extends") else set()
-        for s in p.findall(XCCDF + "select"):
+
+def profile_rules(datastream, profile_id):
+    """The rules a content profile selects (its own selects over those of
+    any profile it extends)."""
+    rules = {r.get("id") for r in benchmark(datastream).iter(XCCDF + "Rule")}
+    chosen = set()
+    for profile in reversed(profile_chain(datastream, profile_id)):
+        for s in profile.findall(XCCDF + "select"):
             if s.get("idref") in rules:
                 (chosen.add if s.get("selected") == "true" else chosen.discard)(s.get("idref"))
-        return chosen
-
-    return selected(profile_id)
+    return chosen
 
 
 def scan(instance, content, tailoring_file, profile, out=OUT, remove_scanner="no"):
