@@ -15,6 +15,7 @@ docs/verification.md.
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -57,6 +58,15 @@ class Mutation:
     select: str = ""   # a -k expression picking one parametrized case of the guard
     instance: str = "instance-1"   # where the change is made
     suite: str = SUITE             # where the guard lives
+
+
+def later_file(name, path, text, guard, **kw):
+    """A protection overridden by a file that sorts after the role's (a
+    drop-in, an apt.conf.d or sudoers.d entry), removed again afterwards."""
+    mode = " && chmod 0440 " + path if path.startswith("/etc/sudoers.d/") else ""
+    lines = " ".join(shlex.quote(line) for line in text.split("\n"))   # one argument a line
+    return Mutation(name, [], f"printf '%s\\n' {lines} > {path}{mode}", "true",
+                    guard, undo=f"rm -f {path}", **kw)
 
 
 # An image baked from an older base, as the AMI's is (Canonical's image of
@@ -162,29 +172,21 @@ MUTATIONS = [
     Mutation("an unused filesystem's module allowed again (cramfs)", [MODPROBE],
              f"sed -i '/ cramfs/d' {MODPROBE}", "true",
              "test_kernel.py::test_unused_module_cannot_load", select="cramfs"),
-    Mutation("the journal's cap overridden by a later drop-in", [],
-             "printf '[Journal]\\nSystemMaxUse=10G\\n' > "
-             "/etc/systemd/journald.conf.d/99-mutant.conf", "true",
-             "test_files.py::test_journald_capped_and_persistent",
-             undo="rm -f /etc/systemd/journald.conf.d/99-mutant.conf"),
-    Mutation("automatic reboots turned on by a later apt file", [],
-             "echo 'Unattended-Upgrade::Automatic-Reboot \"true\";' > "
-             "/etc/apt/apt.conf.d/99-mutant", "true",
-             "test_files.py::test_unattended_security_upgrades",
-             undo="rm -f /etc/apt/apt.conf.d/99-mutant"),
+    later_file("the journal's cap overridden by a later drop-in",
+               "/etc/systemd/journald.conf.d/99-mutant.conf", "[Journal]\nSystemMaxUse=10G",
+               "test_files.py::test_journald_capped_and_persistent"),
+    later_file("automatic reboots turned on by a later apt file", "/etc/apt/apt.conf.d/99-mutant",
+               'Unattended-Upgrade::Automatic-Reboot "true";',
+               "test_files.py::test_unattended_security_upgrades"),
     Mutation("sudo's log turned off", [SUDO_DROPIN],
              f"sed -i '/logfile=/d' {SUDO_DROPIN}", "true",
              "test_files.py::test_sudo_runs_commands_on_a_pty_and_logs_them"),
-    Mutation("sudo's own pty turned off by a later drop-in", [],
-             "echo 'Defaults !use_pty' > /etc/sudoers.d/zz-mutant && chmod 0440 "
-             "/etc/sudoers.d/zz-mutant", "true",
-             "test_files.py::test_sudo_runs_commands_on_a_pty_and_logs_them",
-             undo="rm -f /etc/sudoers.d/zz-mutant"),
-    Mutation("sudo passing the caller's environment (a later drop-in)", [],
-             "echo 'Defaults !env_reset' > /etc/sudoers.d/zz-mutant && chmod 0440 "
-             "/etc/sudoers.d/zz-mutant", "true",
-             "test_files.py::test_sudo_resets_the_environment",
-             undo="rm -f /etc/sudoers.d/zz-mutant"),
+    later_file("sudo's own pty turned off by a later drop-in", "/etc/sudoers.d/zz-mutant",
+               "Defaults !use_pty",
+               "test_files.py::test_sudo_runs_commands_on_a_pty_and_logs_them"),
+    later_file("sudo passing the caller's environment (a later drop-in)",
+               "/etc/sudoers.d/zz-mutant", "Defaults !env_reset",
+               "test_files.py::test_sudo_resets_the_environment"),
     Mutation("idle login shells kept (TMOUT file removed)", [],
              "mv /etc/profile.d/99-supermega-tmout.sh /root/mutant-tmout.sh", "true",
              "test_files.py::test_an_idle_login_shell_ends",
@@ -206,10 +208,8 @@ MUTATIONS = [
              "true", "test_kernel.py::test_every_interface_filters_reverse_paths_strictly",
              undo="for f in /root/mutant-rp.*; do cat $f > "
                   "/proc/sys/net/ipv4/conf/${f##*mutant-rp.}/rp_filter; rm -f $f; done"),
-    Mutation("apt's retries turned off by a later apt file", [],
-             "echo 'Acquire::Retries \"0\";' > /etc/apt/apt.conf.d/99zzz-mutant", "true",
-             "test_files.py::test_package_downloads_are_retried",
-             undo="rm -f /etc/apt/apt.conf.d/99zzz-mutant"),
+    later_file("apt's retries turned off by a later apt file", "/etc/apt/apt.conf.d/99zzz-mutant",
+               'Acquire::Retries "0";', "test_files.py::test_package_downloads_are_retried"),
     Mutation("the shadow file readable by everyone", [],
              "chmod 0644 /etc/shadow", "true",
              "test_files.py::test_owner_and_mode", select="shadow-root-shadow",
