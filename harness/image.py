@@ -30,8 +30,13 @@ def instances(inventory):
             for name in sorted(inventory)}
 
 
-@pytest.fixture(scope="module")
-def build_identity():
+def read_build_identity():
+    """The build VM's identity, recorded by Packer just before the seal."""
     with open(os.environ.get("IMAGE_BUILD_IDENTITY",
                              os.path.join(BUILD, "image-build-identity.json"))) as f:
         return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def build_identity():
+    return read_build_identity()

@@ -25,6 +25,8 @@ import pytest
 import testinfra
 
 from harness import ROOT
+from harness.deployment import API, API_ROOT
+from harness.image import read_build_identity
 
 SUITE = os.path.join(ROOT, "testing", "host")                    # the roles' suite (instance-1)
 EDGE = os.path.join(ROOT, "testing", "image")                    # instance-2's edge settings
@@ -42,6 +44,12 @@ SUDO_DROPIN = "/etc/sudoers.d/00-hardening"
 MODPROBE = "/etc/modprobe.d/hardening.conf"
 API_DROPIN = "/etc/systemd/system/supermega-api.service.d/99-mutant.conf"
 NGINX_SANDBOX = "/etc/systemd/system/nginx.service.d/sandbox.conf"
+UFW_RULES = ["/etc/ufw/user.rules", "/etc/ufw/user6.rules"]
+LOGIN_DEFS = "/etc/login.defs"
+API_CODE = f"{API_ROOT}/current/app/app.py"
+# (as the role's audit.rules writes it; quoted for the shell)
+SUDO_AUDIT_RULE = ("always,exit -F path=/usr/bin/sudo -F perm=x -F 'auid>=1000' "
+                   "-F 'auid!=unset' -k privileged")
 RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
 RELOAD_SSH = "sshd -t && systemctl reload ssh"
 RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
@@ -51,10 +59,11 @@ RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.servic
 class Mutation:
     name: str          # what the change removes
     files: list        # restored from a copy afterwards
-    apply: str         # shell, as root on the instance
+    apply: object      # shell, as root on the instance (or a function giving it, called
+                       # when the row runs: for values only the bake's records hold)
     settle: str        # shell, after the change and again after restoring
     guard: str         # the test (file::function under testing/host) that must fail
-    undo: str = ""     # shell, before the files are restored
+    undo: object = ""  # shell (or a function giving it), before the files are restored
     select: str = ""   # a -k expression picking one parametrized case of the guard
     instance: str = "instance-1"   # where the change is made
     suite: str = SUITE             # where the guard lives
@@ -244,12 +253,81 @@ MUTATIONS = [
              "systemctl stop fail2ban", "true",
              "test_services.py::test_unit_active_and_enabled", select="fail2ban",
              undo="systemctl start fail2ban"),
+    # -- the rest of the README's "Security model" and "Hardened host" claims
+    Mutation("SSH's connection rate limit replaced by a plain allow", UFW_RULES,
+             "ufw delete limit 22/tcp >/dev/null && ufw allow 22/tcp >/dev/null",
+             "ufw reload >/dev/null", "test_firewall.py::test_only_ssh_http_https_are_allowed"),
+    Mutation("an RSA host key offered beside ed25519", [SSHD],
+             "ssh-keygen -q -t rsa -b 3072 -N '' -f /etc/ssh/ssh_host_rsa_key && "
+             f"sed -i '/^HostKey /a HostKey /etc/ssh/ssh_host_rsa_key' {SSHD}", RELOAD_SSH,
+             "test_ssh.py::test_only_an_ed25519_host_key",
+             undo="rm -f /etc/ssh/ssh_host_rsa_key /etc/ssh/ssh_host_rsa_key.pub"),
+    Mutation("the post-quantum key exchange no longer first (classic curve25519 only)", [SSHD],
+             f"sed -i 's/^KexAlgorithms .*/KexAlgorithms curve25519-sha256/' {SSHD}", RELOAD_SSH,
+             "test_ssh.py::test_post_quantum_key_exchange_first"),
+    Mutation("the login banner back to the distribution's text", ["/etc/issue.net"],
+             "echo 'Debian GNU/Linux' > /etc/issue.net", "true", "test_ssh.py::test_login_banner"),
+    Mutation("a network protocol's module allowed again (sctp)", [MODPROBE],
+             f"sed -i '/ sctp/d' {MODPROBE}", "true",
+             "test_kernel.py::test_unused_module_cannot_load", select="sctp"),
+    Mutation("password hashes back to the distribution's method (SHA512)", [LOGIN_DEFS],
+             f"sed -i 's/^ENCRYPT_METHOD.*/ENCRYPT_METHOD\\tSHA512/' {LOGIN_DEFS}", "true",
+             "test_files.py::test_login_defs"),
+    Mutation("the default umask back to the distribution's 022", [LOGIN_DEFS],
+             f"sed -i 's/^UMASK.*/UMASK\\t022/' {LOGIN_DEFS}", "true",
+             "test_files.py::test_login_defs"),
+    later_file("idle sessions kept by a later logind drop-in",
+               "/etc/systemd/logind.conf.d/zz-mutant.conf", "[Login]\nStopIdleSessionSec=infinity",
+               "test_files.py::test_logind_ends_idle_sessions"),
+    Mutation("set-uid core dumps allowed at run time, as a crash reporter does", [],
+             "sysctl -qw fs.suid_dumpable=2", "true",
+             "test_files.py::test_no_crash_reporter_rewrites_the_core_pattern",
+             undo="sysctl -qw fs.suid_dumpable=0"),
+    Mutation("the system crontab readable by everyone", [],
+             "chmod 0644 /etc/crontab", "true",
+             "test_files.py::test_owner_and_mode", select="crontab",
+             undo="chmod 0600 /etc/crontab"),
+    Mutation("auditd's watch on /etc/shadow deleted at run time", [],
+             "auditctl -W /etc/shadow -p wa -k identity >/dev/null", "true",
+             "test_files.py::test_auditd_rules_loaded",
+             undo="auditctl -w /etc/shadow -p wa -k identity"),
+    Mutation("sudo no longer audited (its rule deleted at run time)", [],
+             f"auditctl -d {SUDO_AUDIT_RULE} >/dev/null", "true",
+             "test_files.py::test_auditd_rules_loaded", undo=f"auditctl -a {SUDO_AUDIT_RULE}"),
+    later_file("daily security upgrades off (a later apt file)", "/etc/apt/apt.conf.d/99zzz-mutant",
+               'APT::Periodic::Unattended-Upgrade "0";',
+               "test_files.py::test_unattended_security_upgrades"),
+    Mutation("the API's user given a login shell", [],
+             f"usermod -s /bin/bash {API}", "true",
+             "test_files.py::test_service_user_cannot_log_in",
+             undo=f"usermod -s /usr/sbin/nologin {API}"),
+    Mutation("the API's code writable by its user", [],
+             f"chown {API} $(readlink -f {API_CODE})", "true",
+             "test_files.py::test_app_files_are_not_writable_by_the_service_user",
+             undo=f"chown root $(readlink -f {API_CODE})"),
+    Mutation("the API given a capability by a drop-in (CAP_NET_RAW)", [],
+             f"mkdir -p {os.path.dirname(API_DROPIN)} && "
+             f"printf '[Service]\\nCapabilityBoundingSet=CAP_NET_RAW\\n' > {API_DROPIN}",
+             RESTART_API, "test_api_unit.py::test_service_properties",
+             select="CapabilityBoundingSet", undo=f"rm -f {API_DROPIN}"),
+    Mutation("the build's machine-id kept (an unsealed image)", ["/etc/machine-id"],
+             lambda: f"echo {read_build_identity()['machine_id']} > /etc/machine-id", "true",
+             "test_image.py::test_machine_ids_are_unique_per_instance", suite=EDGE),
+    Mutation("the build user left in the image", [],
+             lambda: "useradd --no-create-home --shell /usr/sbin/nologin "
+                     f"{read_build_identity()['build_user']}", "true",
+             "test_image.py::test_build_user_is_gone", suite=EDGE,
+             undo=lambda: f"userdel {read_build_identity()['build_user']}"),
     Mutation("log rotation's reopen signal (nginx USR1) removed", [NGINX_ROTATE],
              f"sed -i '/kill -USR1/d; /nginx -s reopen/d; /invoke-rc.d nginx rotate/d' "
              # (settle: nginx reopens its logs, whatever the last rotation left it writing to)
              f"{NGINX_ROTATE}", RELOAD_NGINX,
              "test_logging.py::test_forced_rotation_keeps_logging"),
 ]
+
+
+def shell(command):
+    return command() if callable(command) else command
 
 
 def run_guard(config, mutation):
@@ -291,7 +369,7 @@ def test_mutants_are_caught(request, mutation):
     for path in mutation.files:
         host.run_expect([0], f"cp -a {path} {backup}/{os.path.basename(path)}")
     try:
-        applied = host.run(f"set -e; {mutation.apply}; {mutation.settle}")
+        applied = host.run(f"set -e; {shell(mutation.apply)}; {mutation.settle}")
         assert applied.rc == 0, f"the mutation could not be made: {applied.stderr}"
         for path in mutation.files:   # it really changed something
             assert host.run(f"cmp -s {path} {backup}/{os.path.basename(path)}").rc == 1, path
@@ -299,7 +377,7 @@ def test_mutants_are_caught(request, mutation):
         row["mutated"] = code
     finally:
         if mutation.undo:
-            host.run(mutation.undo)
+            host.run(shell(mutation.undo))
         for path in mutation.files:
             host.run_expect([0], f"cp -a {backup}/{os.path.basename(path)} {path}")
         host.run_expect([0], mutation.settle)
