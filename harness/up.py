@@ -24,6 +24,7 @@ import sys
 import time
 
 from harness import ROOT
+from harness import timings
 from harness.timings import load, record
 from harness.vm import https_healthy
 
@@ -99,6 +100,10 @@ def main(argv=None):
     p.add_argument("--deps-seconds", type=float)
     p.add_argument("--venv-seconds", type=float)
     args = p.parse_args(argv)
+    # the converge's callback records its outcome only where STAGE_TIMINGS
+    # points (the Makefile sets it; `python -m harness.up` alone must too, or
+    # every converge would read as unfinished)
+    os.environ.setdefault("STAGE_TIMINGS", timings.DEFAULT)
     stages = Stages({name: s for name, s in (("host packages", args.deps_seconds),
                                               ("venv", args.venv_seconds)) if s is not None})
     if stages.run("base image and box", [*LOCAL, "box"]) != 0:

@@ -35,3 +35,28 @@ def test_a_failure_exits_non_zero_and_says_what_to_run_next(paths, capsys):
     assert "FAILED: the converge did not complete" in err and "next: make up" in err
     assert "is up" not in err
     assert "host packages" in err and "total" in err
+
+
+def test_run_alone_without_stage_timings_a_clean_converge_counts(paths, monkeypatch):
+    """`python -m harness.up` run by hand (no Makefile, so no STAGE_TIMINGS):
+    the converge's callback must still be told where to record its outcome,
+    or a converge that failed nothing would read as unfinished."""
+    monkeypatch.delenv("STAGE_TIMINGS")
+    monkeypatch.setattr(up.timings, "DEFAULT", str(paths / "timings.json"))
+    (paths / "id").write_text("vm-1\n")
+    monkeypatch.setattr(up, "https_healthy", lambda port: True)
+
+    class Done:
+        def __init__(self, code=0, stdout=""):
+            self.returncode, self.stdout = code, stdout
+
+    def fake_run(argv, env=None, **kw):
+        if argv[:2] == ["vagrant", "provision"]:
+            # as the stage_times callback: it records only where STAGE_TIMINGS points
+            if env.get("STAGE_TIMINGS"):
+                up.record({f"{env['TIMING_STAGE']}_converge_failed": 0}, env["STAGE_TIMINGS"])
+        return Done()
+
+    monkeypatch.setattr(up.subprocess, "run", fake_run)
+    assert up.main([]) == 0
+    assert (paths / "converged").read_text().strip() == "vm-1"
