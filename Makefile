@@ -201,11 +201,12 @@ vagrant-check: venv vagrant-box ## make up's driver with a refused converge (mus
 .PHONY: lane-roles lane-image
 lane-roles:
 	$(BIN)/python -m harness.timed lane_roles -- bash -c '$(BIN)/python -m harness.timed \
-	  fleet_lint -- $(MAKE) --no-print-directory fleet-lint; fleet=$$?; \
+	  unit -- $(MAKE) --no-print-directory unit; unit=$$?; \
+	  $(BIN)/python -m harness.timed fleet_lint -- $(MAKE) --no-print-directory fleet-lint; fleet=$$?; \
 	  $(MAKE) --no-print-directory molecule-test SCENARIO=default; molecule=$$?; \
 	  $(MAKE) --no-print-directory vagrant-check; vagrant=$$?; \
 	  $(MAKE) --no-print-directory scap; scap=$$?; \
-	  exit $$(( fleet || molecule || vagrant || scap ))' \
+	  exit $$(( unit || fleet || molecule || vagrant || scap ))' \
 	  2>&1 | sed -u 's/^/[roles] /'
 lane-image:
 	$(BIN)/python -m harness.timed lane_image -- bash -c '$(MAKE) --no-print-directory image \
@@ -215,7 +216,7 @@ lane-image:
 	  2>&1 | sed -u 's/^/[image] /'
 
 .PHONY: vm-suites
-vm-suites: venv base-image ## The VM suites: fleet lint, roles (Debian 12) + Vagrant (Debian 13) + OpenSCAP | bake, NFR, the image's two instances (checks, mutants), the local fleet; then boot-alone
+vm-suites: venv base-image ## Two lanes side by side: roles (unit tests, fleet lint, Molecule on Debian 12, Vagrant on Debian 13, OpenSCAP) | image (bake, NFR, the image's two instances: checks, mutants; the local fleet); then boot-alone
 	lanes=0; $(MAKE) --no-print-directory -k -j2 lane-roles lane-image || lanes=$$?; \
 	  alone=0; $(MAKE) --no-print-directory boot-alone || alone=$$?; exit $$(( lanes || alone ))
 
@@ -224,8 +225,7 @@ report: venv ## Write docs/verification.md (headline figures, every stage) and d
 	$(BIN)/python -m harness.report
 
 .PHONY: test
-test: venv ## Everything CI runs: lint, unit tests, native performance, then the VM suites
+test: venv ## Everything CI runs: lint, native performance, then the VM suites (the unit tests first in their roles lane)
 	$(BIN)/python -m harness.timed lint -- $(MAKE) --no-print-directory lint
-	$(BIN)/python -m harness.timed unit -- $(MAKE) --no-print-directory unit
 	$(BIN)/python -m harness.timed perf_native -- $(MAKE) --no-print-directory perf-native
 	$(MAKE) --no-print-directory vm-suites

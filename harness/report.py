@@ -42,7 +42,7 @@ def stage_rows(t):
     rows = [
         ("CI: host packages + venv", "ci_setup_seconds", "`.ci/run`"),
         ("lint", "lint_seconds", "`make lint`"),
-        ("unit tests", "unit_seconds", "`make unit`"),
+        ("unit tests (first in the roles lane)", "unit_seconds", "`make unit`"),
         ("native performance", "perf_native_seconds", "`make perf-native`"),
         ("fleet template: cfn-lint, checkov, its mutants (in the roles lane)",
          "fleet_lint_seconds", "`make fleet-lint`"),
@@ -74,7 +74,8 @@ def stage_rows(t):
         ("image: whole scenario", "molecule_image_seconds", ""),
         ("local fleet: HAProxy before the image's instances (callers, abuse, roll, loss)",
          "fleet_check_seconds", "`make fleet-check`"),
-        ("lane roles (molecule default, Vagrant on Debian 13, the OpenSCAP scan)",
+        ("lane roles (unit tests, fleet lint, molecule default, Vagrant on Debian 13, the OpenSCAP "
+         "scan)",
          "lane_roles_seconds",
          "`make vm-suites`"),
         ("lane image (bake, NFR scenario, image scenario, local fleet), beside it",
