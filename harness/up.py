@@ -23,8 +23,7 @@ import subprocess
 import sys
 import time
 
-from harness import ROOT
-from harness import timings
+from harness import ROOT, timings
 from harness.timings import load, record
 from harness.vm import https_healthy
 

@@ -26,6 +26,9 @@ packages=(
   systemd-journal-remote
   # the load balancer in front of the local fleet (testing/fleet)
   haproxy
+  # Ansible's apt module on this machine: a role's package step run against a local
+  # repository (make unit, testing/unit/test_package_fetch.py)
+  python3-apt
   # the OpenSCAP tooling here: the profiles' ids resolved in the content (make unit), the
   # scan's HTML report rendered from its results (make scap); the scan itself runs on the
   # instance, with the instance's own openscap-scanner
@@ -54,9 +57,16 @@ if ((${#missing[@]})); then
     trap 'rm -f "$policy"' EXIT
   fi
   # (retries: one dropped connection to the mirror must not fail a fresh
-  # machine's setup; the guests' fetches retry the same way, package_fetch)
-  apt-get update -q -o Acquire::Retries=5
-  apt-get install -y -q -o Acquire::Retries=5 --no-install-recommends "${missing[@]}"
+  # machine's setup; the guests' fetches retry the same way, package_fetch.
+  # apt skips an address that refused or timed out a connection for the rest
+  # of its run, so a failed step runs again as a new apt process, as the
+  # roles' package steps do: docs/adr/0021-package-steps-run-again.md)
+  for n in 0 1 2 3 4; do
+    ((n == 0)) || { echo "install-host-deps: apt failed, again in 20 s ($n of 4)" >&2; sleep 20; }
+    apt-get update -q -o Acquire::Retries=5 &&
+      apt-get install -y -q -o Acquire::Retries=5 --no-install-recommends "${missing[@]}" && break
+    ((n < 4)) || exit 1
+  done
 else
   echo "install-host-deps: all ${#packages[@]} packages present"
 fi

@@ -41,9 +41,17 @@ case $remove in yes|no) ;; *) die "SCAP_REMOVE_SCANNER must be yes or no, got '$
 installed=no
 if ! command -v oscap >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get -q -o Acquire::Retries=5 -o DPkg::Lock::Timeout=600 update >&2
-  apt-get -q -y -o Acquire::Retries=5 -o DPkg::Lock::Timeout=600 install --no-install-recommends \
-    openscap-scanner >&2 || die "could not install openscap-scanner"
+  # apt skips a mirror address that refused or timed out a connection for the
+  # rest of its run, so its own Acquire::Retries cannot outlast such an outage:
+  # a failed apt step runs again, as a new apt process, after a pause (as the
+  # roles' package steps do: docs/adr/0021-package-steps-run-again.md)
+  for n in 0 1 2 3 4; do
+    [ "$n" -eq 0 ] || { echo "scap-scan: the install failed, again in 20 s ($n of 4)" >&2; sleep 20; }
+    apt-get -q -o Acquire::Retries=5 -o DPkg::Lock::Timeout=600 update >&2 &&
+      apt-get -q -y -o Acquire::Retries=5 -o DPkg::Lock::Timeout=600 install \
+        --no-install-recommends openscap-scanner >&2 && break
+  done
+  command -v oscap >/dev/null 2>&1 || die "could not install openscap-scanner"
   installed=yes
 fi
 
