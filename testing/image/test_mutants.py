@@ -46,6 +46,10 @@ API_DROPIN = "/etc/systemd/system/supermega-api.service.d/99-mutant.conf"
 NGINX_SANDBOX = "/etc/systemd/system/nginx.service.d/sandbox.conf"
 UFW_RULES = ["/etc/ufw/user.rules", "/etc/ufw/user6.rules"]
 LOGIN_DEFS = "/etc/login.defs"
+TLS_CERT = "/etc/nginx/tls/server.crt"
+TLS_KEY = "/etc/nginx/tls/server.key"
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
+GRUB_CFG = "/boot/grub/grub.cfg"
 API_CODE = f"{API_ROOT}/current/app/app.py"
 # (as the role's audit.rules writes it; quoted for the shell)
 SUDO_AUDIT_RULE = ("always,exit -F path=/usr/bin/sudo -F perm=x -F 'auid>=1000' "
@@ -67,6 +71,19 @@ class Mutation:
     select: str = ""   # a -k expression picking one parametrized case of the guard
     instance: str = "instance-1"   # where the change is made
     suite: str = SUITE             # where the guard lives
+
+
+def instance_2_file(path):
+    """A file of the other instance, read when the row runs (as root)."""
+    other = testinfra.get_host("ansible://instance-2?ansible_inventory="
+                               + os.environ["MOLECULE_INVENTORY_FILE"], sudo=True)
+    return other.file(path).content_string
+
+
+def copied_from_instance_2(*paths):
+    """Shell writing instance-2's copy of each file over this instance's."""
+    return " && ".join(f"printf '%s' {shlex.quote(instance_2_file(path))} > {path}"
+                       for path in paths)
 
 
 def later_file(name, path, text, guard, **kw):
@@ -317,6 +334,22 @@ MUTATIONS = [
     Mutation("the build's machine-id kept (an unsealed image)", ["/etc/machine-id"],
              lambda: f"echo {read_build_identity()['machine_id']} > /etc/machine-id", "true",
              "test_image.py::test_machine_ids_are_unique_per_instance", suite=EDGE),
+    Mutation("instance-1 given instance-2's TLS key and certificate (a shared key)",
+             [TLS_CERT, TLS_KEY], lambda: copied_from_instance_2(TLS_CERT, TLS_KEY), "true",
+             "test_image.py::test_tls_keys_are_unique_per_instance", suite=EDGE),
+    Mutation("instance-1 given instance-2's SSH host key (a shared host key)",
+             [HOST_KEY, HOST_KEY + ".pub"],
+             lambda: copied_from_instance_2(HOST_KEY, HOST_KEY + ".pub"), "true",
+             "test_image.py::test_ssh_host_keys_are_unique_per_instance", suite=EDGE),
+    Mutation("a build key left in root's authorized_keys", [],
+             "install -d -m 0700 /root/.ssh && echo 'ssh-ed25519 "
+             "AAAAC3NzaC1lZDI1NTE5AAAAIMutantMutantMutantMutantMutantMutantMutantMu "
+             "packer-build-mutant' >> /root/.ssh/authorized_keys", "true",
+             "test_image.py::test_no_authorized_key_but_the_instances_own", suite=EDGE,
+             undo="sed -i '/ packer-build-mutant$/d' /root/.ssh/authorized_keys"),
+    Mutation("a kernel argument dropped from the next boot's menu (mce=0)", [GRUB_CFG],
+             f"sed -i 's/ mce=0//' {GRUB_CFG}", "true",
+             "test_kernel.py::test_the_next_boot_has_the_hardening_kernel_arguments"),
     Mutation("the build user left in the image", [],
              lambda: "useradd --no-create-home --shell /usr/sbin/nologin "
                      f"{read_build_identity()['build_user']}", "true",
