@@ -6,8 +6,9 @@
 2. `vagrant up --no-provision`: the VM boots (or is already running);
 3. `vagrant provision` whenever this VM's last converge did not complete:
    a stamp (build/vagrant/converged) holds the VM's id, written only after a
-   converge that failed nothing, so a VM whose converge failed or was
-   interrupted is converged again by the next `make up`, never reported up;
+   whole converge that failed nothing, so a VM whose converge failed, was
+   interrupted or was partial (--tags and the like in VAGRANT_ANSIBLE_ARGS)
+   is converged again by the next `make up`, never reported up;
 4. HTTPS /healthz 200 from this machine through the forwarded port (polled,
    bounded): only then "is up";
 5. the time of each stage (host packages and venv come from the Makefile),
@@ -57,6 +58,20 @@ def machine_id():
             return f.read().strip()
     except FileNotFoundError:
         return ""
+
+
+# ansible-playbook arguments that converge only part of the playbook (or
+# nothing, --check): such a run, even a clean one, is not this VM's converge
+PARTIAL = ("--tags", "-t", "--skip-tags", "--start-at-task", "--step", "--check", "-C",
+           "--list-tasks", "--syntax-check")
+
+
+def partial_converge(args):
+    """The argument among VAGRANT_ANSIBLE_ARGS that makes the converge partial."""
+    for arg in args.split():
+        if arg in PARTIAL or arg.startswith(tuple(p + "=" for p in PARTIAL if p.startswith("--"))):
+            return arg
+    return ""
 
 
 def converged():
@@ -123,6 +138,10 @@ def main(argv=None):
         if code != 0 or failed != 0:
             return fail(stages, f"the converge did not complete (exit {code}, failed={failed})",
                         "make up (it converges this VM again), or make vagrant-destroy && make up")
+        partial = partial_converge(env.get("VAGRANT_ANSIBLE_ARGS", ""))
+        if partial:
+            return fail(stages, f"the converge was partial ({partial} in VAGRANT_ANSIBLE_ARGS): "
+                        "this VM is not converged", "make up without VAGRANT_ANSIBLE_ARGS")
         os.makedirs(os.path.dirname(STAMP), exist_ok=True)
         with open(STAMP, "w") as f:
             f.write(machine_id() + "\n")

@@ -60,3 +60,39 @@ def test_run_alone_without_stage_timings_a_clean_converge_counts(paths, monkeypa
     monkeypatch.setattr(up.subprocess, "run", fake_run)
     assert up.main([]) == 0
     assert (paths / "converged").read_text().strip() == "vm-1"
+
+
+@pytest.mark.parametrize("args, partial", [
+    ("", ""),
+    ("-e api_workers=0", ""),                   # (make vagrant-check's refused converge)
+    ("--tags ssh", "--tags"),
+    ("-t nginx", "-t"),
+    ("--skip-tags=metrics", "--skip-tags=metrics"),
+    ("--start-at-task=Install ufw", "--start-at-task=Install"),
+    ("-v --check", "--check"),
+])
+def test_a_partial_converge_is_recognised(args, partial):
+    assert up.partial_converge(args) == partial
+
+
+def test_a_clean_but_partial_converge_writes_no_stamp_and_is_not_up(paths, monkeypatch, capsys):
+    """`VAGRANT_ANSIBLE_ARGS="--tags ssh" make up` on a VM never converged:
+    the tagged run fails nothing, yet the VM is not converged."""
+    (paths / "id").write_text("vm-1\n")
+    monkeypatch.setenv("VAGRANT_ANSIBLE_ARGS", "--tags ssh")
+    monkeypatch.setattr(up, "https_healthy", lambda port: True)
+
+    class Done:
+        def __init__(self, code=0, stdout=""):
+            self.returncode, self.stdout = code, stdout
+
+    def fake_run(argv, env=None, **kw):
+        if argv[:2] == ["vagrant", "provision"]:
+            up.record({f"{env['TIMING_STAGE']}_converge_failed": 0}, env["STAGE_TIMINGS"])
+        return Done()
+
+    monkeypatch.setattr(up.subprocess, "run", fake_run)
+    assert up.main([]) == 1
+    assert not (paths / "converged").exists()
+    err = capsys.readouterr().err
+    assert "is up" not in err and "next: make up without VAGRANT_ANSIBLE_ARGS" in err
