@@ -2,7 +2,8 @@
 
     python -m harness.up [--deps-seconds N] [--venv-seconds N]
 
-1. the base image and the local box (tools/vagrant-local.sh: built or reused);
+1. the base image, then the local box (tools/vagrant-local.sh: each built or
+   reused, each timed);
 2. `vagrant up --no-provision`: the VM boots (or is already running);
 3. `vagrant provision` whenever this VM's last converge did not complete:
    a stamp (build/vagrant/converged) holds the VM's id, written only after a
@@ -120,9 +121,12 @@ def main(argv=None):
     os.environ.setdefault("STAGE_TIMINGS", timings.DEFAULT)
     stages = Stages({name: s for name, s in (("host packages", args.deps_seconds),
                                               ("venv", args.venv_seconds)) if s is not None})
-    if stages.run("base image and box", [*LOCAL, "box"]) != 0:
-        return fail(stages, "the base image or the box could not be made",
-                    "read the messages above (make base-image, make vagrant-box), then make up")
+    if stages.run("base image", [*LOCAL, "base"]) != 0:
+        return fail(stages, "the base image could not be made",
+                    "read the messages above (make base-image), then make up")
+    if stages.run("box", [*LOCAL, "box"]) != 0:        # (the base image now reused)
+        return fail(stages, "the box could not be made",
+                    "read the messages above (make vagrant-box), then make up")
     subprocess.run([*LOCAL, "daemons"], check=True, cwd=ROOT)
     env = dict(vagrant_env(), TIMING_STAGE=PREFIX)
     if stages.run("boot", ["vagrant", "up", "--no-provision", "--provider=libvirt"], env) != 0:

@@ -10,6 +10,7 @@
 #   - libvirt domain type `qemu` (software emulation) and loopback-only
 #     networking (VAGRANT_LOOPBACK_ONLY=1: qemu forwards 127.0.0.1 ports).
 #
+#   tools/vagrant-local.sh base      build (or reuse) the box's base image
 #   tools/vagrant-local.sh box       build and add the box (cached by base image)
 #   tools/vagrant-local.sh env       print the environment `vagrant` needs here
 #   tools/vagrant-local.sh daemons   start libvirtd/virtlogd if not running
@@ -103,9 +104,10 @@ box() {
 }
 
 case ${1:-} in
+  base) BASE_RELEASE=$release bash packer/base-image/build.sh >/dev/null ;;
   box) box ;;
   env) env_vars ;;
   daemons) daemons ;;
   stop-daemons) stop_daemons ;;
-  *) echo "usage: $0 box|env|daemons|stop-daemons" >&2; exit 2 ;;
+  *) echo "usage: $0 base|box|env|daemons|stop-daemons" >&2; exit 2 ;;
 esac
