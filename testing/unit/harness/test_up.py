@@ -14,6 +14,24 @@ def paths(tmp_path, monkeypatch):
     return tmp_path
 
 
+def fake_vagrant(paths, monkeypatch):
+    """A VM "vm-1" whose every command succeeds and whose converge fails
+    nothing: recorded, as the stage_times callback does, only where
+    STAGE_TIMINGS points; HTTPS answers at once."""
+    (paths / "id").write_text("vm-1\n")
+    monkeypatch.setattr(up, "https_healthy", lambda port: True)
+
+    class Done:
+        returncode, stdout = 0, ""
+
+    def fake_run(argv, env=None, **kw):
+        if argv[:2] == ["vagrant", "provision"] and env.get("STAGE_TIMINGS"):
+            up.record({f"{env['TIMING_STAGE']}_converge_failed": 0}, env["STAGE_TIMINGS"])
+        return Done()
+
+    monkeypatch.setattr(up.subprocess, "run", fake_run)
+
+
 @pytest.mark.parametrize("machine, stamp, expected", [
     ("vm-1", None, False),          # never converged (or the last one failed: no stamp)
     ("vm-1", "vm-1", True),
@@ -43,21 +61,7 @@ def test_run_alone_without_stage_timings_a_clean_converge_counts(paths, monkeypa
     or a converge that failed nothing would read as unfinished."""
     monkeypatch.delenv("STAGE_TIMINGS")
     monkeypatch.setattr(up.timings, "DEFAULT", str(paths / "timings.json"))
-    (paths / "id").write_text("vm-1\n")
-    monkeypatch.setattr(up, "https_healthy", lambda port: True)
-
-    class Done:
-        def __init__(self, code=0, stdout=""):
-            self.returncode, self.stdout = code, stdout
-
-    def fake_run(argv, env=None, **kw):
-        if argv[:2] == ["vagrant", "provision"]:
-            # as the stage_times callback: it records only where STAGE_TIMINGS points
-            if env.get("STAGE_TIMINGS"):
-                up.record({f"{env['TIMING_STAGE']}_converge_failed": 0}, env["STAGE_TIMINGS"])
-        return Done()
-
-    monkeypatch.setattr(up.subprocess, "run", fake_run)
+    fake_vagrant(paths, monkeypatch)
     assert up.main([]) == 0
     assert (paths / "converged").read_text().strip() == "vm-1"
 
@@ -78,20 +82,8 @@ def test_a_partial_converge_is_recognised(args, partial):
 def test_a_clean_but_partial_converge_writes_no_stamp_and_is_not_up(paths, monkeypatch, capsys):
     """`VAGRANT_ANSIBLE_ARGS="--tags ssh" make up` on a VM never converged:
     the tagged run fails nothing, yet the VM is not converged."""
-    (paths / "id").write_text("vm-1\n")
     monkeypatch.setenv("VAGRANT_ANSIBLE_ARGS", "--tags ssh")
-    monkeypatch.setattr(up, "https_healthy", lambda port: True)
-
-    class Done:
-        def __init__(self, code=0, stdout=""):
-            self.returncode, self.stdout = code, stdout
-
-    def fake_run(argv, env=None, **kw):
-        if argv[:2] == ["vagrant", "provision"]:
-            up.record({f"{env['TIMING_STAGE']}_converge_failed": 0}, env["STAGE_TIMINGS"])
-        return Done()
-
-    monkeypatch.setattr(up.subprocess, "run", fake_run)
+    fake_vagrant(paths, monkeypatch)
     assert up.main([]) == 1
     assert not (paths / "converged").exists()
     err = capsys.readouterr().err
