@@ -449,6 +449,9 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
               "", "Each protection removed on a live instance of the image; its guarding test "
               "must fail, then pass again once the protection is back.", "",
               *mutants_table(mutants), "",
+              "A claim held by a test of another form (native, static, the fleet's), with how "
+              "it was shown to fail: [testing.md](testing.md#the-mutation-check), the table "
+              "after the list of mutations.", "",
               "## Performance, side by side", "",
               "wrk, same routes, interleaved rounds (a, b, c, a, b, c, ...).", "",
               "### Native (`make perf-native`: no VM, the roles' rendered nginx and gunicorn "
