@@ -7,9 +7,9 @@
 2. `vagrant up --no-provision`: the VM boots (or is already running);
 3. `vagrant provision` whenever this VM's last converge did not complete:
    a stamp (build/vagrant/converged) holds the VM's id, written only after a
-   whole converge that failed nothing, so a VM whose converge failed, was
-   interrupted or was partial (--tags and the like in VAGRANT_ANSIBLE_ARGS)
-   is converged again by the next `make up`, never reported up;
+   whole converge that failed nothing, so a VM whose converge failed or was
+   interrupted is converged again by the next `make up`, never reported up
+   (a partial one, --tags and the like, is refused before it runs);
 4. HTTPS /healthz 200 from this machine through the forwarded port (polled,
    bounded): only then "is up";
 5. the time of each stage (host packages and venv come from the Makefile),
@@ -62,17 +62,31 @@ def machine_id():
 
 
 # ansible-playbook arguments that converge only part of the playbook (or
-# nothing, --check): such a run, even a clean one, is not this VM's converge
-PARTIAL = ("--tags", "-t", "--skip-tags", "--start-at-task", "--step", "--check", "-C",
-           "--list-tasks", "--syntax-check")
+# nothing, --check): such a run, even a clean one, is not this VM's converge.
+# Long options may be abbreviated (argparse); short ones combined (-vC, -tssh).
+PARTIAL_LONG = ("--tags", "--skip-tags", "--start-at-task", "--step", "--check", "--list-tasks",
+                "--list-hosts", "--list-tags", "--syntax-check")
+PARTIAL_SHORT = "tC"
+SHORT_WITH_VALUE = "eilufMTcb"       # (the rest of such a word is the option's value)
+PARTIAL_ENV = ("ANSIBLE_RUN_TAGS", "ANSIBLE_SKIP_TAGS")
 
 
-def partial_converge(args):
-    """The argument among VAGRANT_ANSIBLE_ARGS that makes the converge partial."""
+def partial_converge(args, environ=None):
+    """What makes the converge partial: an argument among VAGRANT_ANSIBLE_ARGS,
+    or a variable of the environment; "" when nothing does."""
+    environ = os.environ if environ is None else environ
     for arg in args.split():
-        if arg in PARTIAL or arg.startswith(tuple(p + "=" for p in PARTIAL if p.startswith("--"))):
-            return arg
-    return ""
+        if arg.startswith("--"):
+            name = arg.split("=", 1)[0]
+            if len(name) > 3 and any(option.startswith(name) for option in PARTIAL_LONG):
+                return arg
+        elif arg.startswith("-"):
+            for letter in arg[1:]:
+                if letter in PARTIAL_SHORT:
+                    return arg
+                if letter in SHORT_WITH_VALUE:
+                    break
+    return next((f"{name}={environ[name]}" for name in PARTIAL_ENV if environ.get(name)), "")
 
 
 def converged():
@@ -118,7 +132,8 @@ def main(argv=None):
     # the converge's callback records its outcome only where STAGE_TIMINGS
     # points (the Makefile sets it; `python -m harness.up` alone must too, or
     # every converge would read as unfinished)
-    os.environ.setdefault("STAGE_TIMINGS", timings.DEFAULT)
+    if not os.environ.get("STAGE_TIMINGS"):     # (unset or empty alike)
+        os.environ["STAGE_TIMINGS"] = timings.DEFAULT
     stages = Stages({name: s for name, s in (("host packages", args.deps_seconds),
                                               ("venv", args.venv_seconds)) if s is not None})
     if stages.run("base image", [*LOCAL, "base"]) != 0:
@@ -134,6 +149,10 @@ def main(argv=None):
     if converged():
         log("this VM's last converge completed: not converging again (vagrant provision does)")
     else:
+        partial = partial_converge(env.get("VAGRANT_ANSIBLE_ARGS", ""), env)
+        if partial:     # refused before it runs: it could not converge this VM
+            return fail(stages, f"a partial converge ({partial}) cannot converge this VM, whose "
+                        "last converge did not complete", "make up without it")
         if os.path.exists(STAMP):
             os.remove(STAMP)
         record({f"{PREFIX}_converge_failed": None})      # the converge must write it anew
@@ -142,10 +161,6 @@ def main(argv=None):
         if code != 0 or failed != 0:
             return fail(stages, f"the converge did not complete (exit {code}, failed={failed})",
                         "make up (it converges this VM again), or make vagrant-destroy && make up")
-        partial = partial_converge(env.get("VAGRANT_ANSIBLE_ARGS", ""))
-        if partial:
-            return fail(stages, f"the converge was partial ({partial} in VAGRANT_ANSIBLE_ARGS): "
-                        "this VM is not converged", "make up without VAGRANT_ANSIBLE_ARGS")
         os.makedirs(os.path.dirname(STAMP), exist_ok=True)
         with open(STAMP, "w") as f:
             f.write(machine_id() + "\n")

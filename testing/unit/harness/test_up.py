@@ -24,12 +24,17 @@ def fake_vagrant(paths, monkeypatch):
     class Done:
         returncode, stdout = 0, ""
 
+    provisions = []
+
     def fake_run(argv, env=None, **kw):
-        if argv[:2] == ["vagrant", "provision"] and env.get("STAGE_TIMINGS"):
-            up.record({f"{env['TIMING_STAGE']}_converge_failed": 0}, env["STAGE_TIMINGS"])
+        if argv[:2] == ["vagrant", "provision"]:
+            provisions.append(argv)
+            if env.get("STAGE_TIMINGS"):
+                up.record({f"{env['TIMING_STAGE']}_converge_failed": 0}, env["STAGE_TIMINGS"])
         return Done()
 
     monkeypatch.setattr(up.subprocess, "run", fake_run)
+    return provisions
 
 
 @pytest.mark.parametrize("machine, stamp, expected", [
@@ -66,25 +71,41 @@ def test_run_alone_without_stage_timings_a_clean_converge_counts(paths, monkeypa
     assert (paths / "converged").read_text().strip() == "vm-1"
 
 
-@pytest.mark.parametrize("args, partial", [
-    ("", ""),
-    ("-e api_workers=0", ""),                   # (make vagrant-check's refused converge)
-    ("--tags ssh", "--tags"),
-    ("-t nginx", "-t"),
-    ("--skip-tags=metrics", "--skip-tags=metrics"),
-    ("--start-at-task=Install ufw", "--start-at-task=Install"),
-    ("-v --check", "--check"),
+@pytest.mark.parametrize("args, environ, partial", [
+    ("", {}, ""),
+    ("-e package_fetch_retries=99", {}, ""),       # (make vagrant-check's refused converge)
+    ("-vvv -e tag=x -i inv", {}, ""),              # (a value holding t is no option)
+    ("--tags ssh", {}, "--tags"),
+    ("--tag ssh", {}, "--tag"),                     # (argparse takes an abbreviation)
+    ("-t nginx", {}, "-t"),
+    ("-tssh", {}, "-tssh"),
+    ("-vC", {}, "-vC"),
+    ("--skip-tags=metrics", {}, "--skip-tags=metrics"),
+    ("--start-at-task=Install ufw", {}, "--start-at-task=Install"),
+    ("-v --chec", {}, "--chec"),
+    ("", {"ANSIBLE_RUN_TAGS": "ssh"}, "ANSIBLE_RUN_TAGS=ssh"),
+    ("", {"ANSIBLE_SKIP_TAGS": "metrics"}, "ANSIBLE_SKIP_TAGS=metrics"),
+    ("", {"ANSIBLE_RUN_TAGS": ""}, ""),
 ])
-def test_a_partial_converge_is_recognised(args, partial):
-    assert up.partial_converge(args) == partial
+def test_a_partial_converge_is_recognised(args, environ, partial):
+    assert up.partial_converge(args, environ) == partial
 
 
-def test_a_clean_but_partial_converge_writes_no_stamp_and_is_not_up(paths, monkeypatch, capsys):
+def test_a_partial_converge_is_refused_before_it_runs(paths, monkeypatch, capsys):
     """`VAGRANT_ANSIBLE_ARGS="--tags ssh" make up` on a VM never converged:
-    the tagged run fails nothing, yet the VM is not converged."""
+    the tagged run could fail nothing and still leave the VM unconverged, so
+    it is not run; no stamp, no "up"."""
     monkeypatch.setenv("VAGRANT_ANSIBLE_ARGS", "--tags ssh")
-    fake_vagrant(paths, monkeypatch)
+    provisions = fake_vagrant(paths, monkeypatch)
     assert up.main([]) == 1
-    assert not (paths / "converged").exists()
+    assert provisions == [] and not (paths / "converged").exists()
     err = capsys.readouterr().err
-    assert "is up" not in err and "next: make up without VAGRANT_ANSIBLE_ARGS" in err
+    assert "is up" not in err and "partial converge (--tags)" in err
+    assert "next: make up without it" in err
+
+
+def test_an_empty_stage_timings_counts_as_unset(paths, monkeypatch):
+    monkeypatch.setenv("STAGE_TIMINGS", "")
+    monkeypatch.setattr(up.timings, "DEFAULT", str(paths / "timings.json"))
+    fake_vagrant(paths, monkeypatch)
+    assert up.main([]) == 0
