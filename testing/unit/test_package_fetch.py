@@ -13,7 +13,8 @@ themselves against a local repository (one package made here):
 - the roles' package step itself (a role's real apt task, run by
   ansible-playbook on this machine with apt pointed at the local repository
   and a stand-in dpkg): it runs again as a new apt process and outlasts the
-  refusing and the silent mirror; the same task without its `until` fails.
+  refusing and the silent mirror, back once the first attempt failed. (That
+  one attempt alone would not: it is one apt run, the case above.)
   (ADR 0021.)"""
 
 import gzip
@@ -297,6 +298,13 @@ def run_step(repository, work, kind, task):
     return through_an_outage(repository, work, config, kind, argv, "FAILED - RETRYING")
 
 
+SYSTEM_PYTHON_HAS_APT = subprocess.run(["/usr/bin/python3", "-c", "import apt_pkg"],
+                                       capture_output=True, check=False).returncode == 0 \
+    if os.path.exists("/usr/bin/python3") else False
+
+
+@pytest.mark.skipif(not SYSTEM_PYTHON_HAS_APT or os.geteuid() != 0,
+                    reason="Ansible's apt module needs python3-apt (make deps) and root")
 @pytest.mark.parametrize("kind", ["refused", "silent"])
 def test_the_roles_package_step_outlasts_a_mirror_that_refused_or_timed_out(
         repository, tmp_path, kind):
@@ -305,11 +313,6 @@ def test_the_roles_package_step_outlasts_a_mirror_that_refused_or_timed_out(
     assert out.count("FAILED - RETRYING") == 1 and requests == 1, out
     assert (tmp_path / "cache" / "archives" / "supermega-fetch-probe_1.0_all.deb").exists()
 
-
-def test_the_same_step_without_running_apt_again_fails(repository, tmp_path):
-    task = {k: v for k, v in role_package_step().items() if k not in ("until", "retries", "delay")}
-    code, out, requests = run_step(repository, tmp_path, "refused", task)
-    assert code != 0 and "Connection refused" in out and requests == 0, out
 
 
 # -- the bake's upgrade (packer/scripts/upgrade.sh) runs apt again the same way
