@@ -412,9 +412,9 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
         "## CI and its stages",
         "",
         f"Whole `.ci/run`: **{minutes(t.get('ci_total_seconds'))}**. The VM suites run in two "
-        "lanes at once: roles (the unit tests, the fleet lint, Molecule on Debian 12, `make up`'s VM "
-        "on Debian 13, then the OpenSCAP scan) and image (bake, the NFR scenario's instance, the image "
-        "scenario's two instances, then the local fleet).",
+        "lanes at once: roles (the unit tests, the fleet lint, Molecule on Debian 12, "
+        "`make up`'s VM on Debian 13, then the OpenSCAP scan) and image (bake, the NFR "
+        "scenario's instance, the image scenario's two instances, then the local fleet).",
         "",
         failed_stages(t),
         "",
