@@ -86,6 +86,12 @@ def copied_from_instance_2(*paths):
                        for path in paths)
 
 
+def at_run_time(name, command, undo, guard, **kw):
+    """A protection changed on the running host (a sysctl, a file's mode)
+    and changed back: nothing to restore from a copy, nothing to settle."""
+    return Mutation(name, [], command, "true", guard, undo=undo, **kw)
+
+
 def later_file(name, path, text, guard, **kw):
     """A protection overridden by a file that sorts after the role's (a
     drop-in, an apt.conf.d or sudoers.d entry), removed again afterwards."""
@@ -189,14 +195,13 @@ MUTATIONS = [
     Mutation("Cross-Origin-Resource-Policy header dropped", [NGINX_API],
              f"sed -i '/add_header Cross-Origin-Resource-Policy/d' {NGINX_API}", RELOAD_NGINX,
              "test_nginx.py::test_every_route_returns_the_seed_data", select="customers and 222"),
-    Mutation("a kernel parameter changed at run time (IP forwarding on)", [],
-             "sysctl -qw net.ipv4.ip_forward=1", "true",
-             "test_kernel.py::test_sysctl", select="ip_forward",
-             undo="sysctl -qw net.ipv4.ip_forward=0"),
-    Mutation("core dumps back on at run time (core_pattern)", [],
-             "sysctl -qw kernel.core_pattern=core", "true",
-             "test_kernel.py::test_core_dumps_disabled",
-             undo="sysctl -qw 'kernel.core_pattern=|/bin/false'"),
+    at_run_time("a kernel parameter changed at run time (IP forwarding on)",
+                "sysctl -qw net.ipv4.ip_forward=1", "sysctl -qw net.ipv4.ip_forward=0",
+                "test_kernel.py::test_sysctl", select="ip_forward"),
+    at_run_time("core dumps back on at run time (core_pattern)",
+                "sysctl -qw kernel.core_pattern=core",
+                "sysctl -qw 'kernel.core_pattern=|/bin/false'",
+                "test_kernel.py::test_core_dumps_disabled"),
     Mutation("an unused filesystem's module allowed again (cramfs)", [MODPROBE],
              f"sed -i '/ cramfs/d' {MODPROBE}", "true",
              "test_kernel.py::test_unused_module_cannot_load", select="cramfs"),
@@ -238,10 +243,9 @@ MUTATIONS = [
                   "/proc/sys/net/ipv4/conf/${f##*mutant-rp.}/rp_filter; rm -f $f; done"),
     later_file("apt's retries turned off by a later apt file", "/etc/apt/apt.conf.d/99zzz-mutant",
                'Acquire::Retries "0";', "test_files.py::test_package_downloads_are_retried"),
-    Mutation("the shadow file readable by everyone", [],
-             "chmod 0644 /etc/shadow", "true",
-             "test_files.py::test_owner_and_mode", select="shadow-root-shadow",
-             undo="chmod 0640 /etc/shadow"),
+    at_run_time("the shadow file readable by everyone",
+                "chmod 0644 /etc/shadow", "chmod 0640 /etc/shadow",
+                "test_files.py::test_owner_and_mode", select="shadow-root-shadow"),
     Mutation("time sync stopped", [],
              "systemctl stop systemd-timesyncd", "true", "test_files.py::test_time_sync",
              undo="systemctl start systemd-timesyncd"),
@@ -264,10 +268,9 @@ MUTATIONS = [
              f"sed -i '/^UMask=/,$d' {NGINX_SANDBOX}",
              "systemctl daemon-reload && systemctl restart nginx",
              "test_nginx.py::test_nginx_runs_sandboxed", select="ProtectSystem"),
-    Mutation("nginx's configuration readable by everyone", [],
-             "chmod 0644 /etc/nginx/conf.d/api.conf", "true",
-             "test_files.py::test_owner_and_mode", select="api.conf",
-             undo="chmod 0640 /etc/nginx/conf.d/api.conf"),
+    at_run_time("nginx's configuration readable by everyone",
+                "chmod 0644 /etc/nginx/conf.d/api.conf", "chmod 0640 /etc/nginx/conf.d/api.conf",
+                "test_files.py::test_owner_and_mode", select="api.conf"),
     Mutation("fail2ban stopped", [],
              "systemctl stop fail2ban", "true",
              "test_services.py::test_unit_active_and_enabled", select="fail2ban",
@@ -300,14 +303,12 @@ MUTATIONS = [
     later_file("idle sessions kept by a later logind drop-in",
                "/etc/systemd/logind.conf.d/zz-mutant.conf", "[Login]\nStopIdleSessionSec=infinity",
                "test_files.py::test_logind_ends_idle_sessions"),
-    Mutation("set-uid core dumps allowed at run time, as a crash reporter does", [],
-             "sysctl -qw fs.suid_dumpable=2", "true",
-             "test_files.py::test_no_crash_reporter_rewrites_the_core_pattern",
-             undo="sysctl -qw fs.suid_dumpable=0"),
-    Mutation("the system crontab readable by everyone", [],
-             "chmod 0644 /etc/crontab", "true",
-             "test_files.py::test_owner_and_mode", select="crontab",
-             undo="chmod 0600 /etc/crontab"),
+    at_run_time("set-uid core dumps allowed at run time, as a crash reporter does",
+                "sysctl -qw fs.suid_dumpable=2", "sysctl -qw fs.suid_dumpable=0",
+                "test_files.py::test_no_crash_reporter_rewrites_the_core_pattern"),
+    at_run_time("the system crontab readable by everyone",
+                "chmod 0644 /etc/crontab", "chmod 0600 /etc/crontab",
+                "test_files.py::test_owner_and_mode", select="crontab"),
     Mutation("auditd's watch on /etc/shadow deleted at run time", [],
              "auditctl -W /etc/shadow -p wa -k identity >/dev/null", "true",
              "test_files.py::test_auditd_rules_loaded",
