@@ -18,8 +18,10 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from xml.etree import ElementTree
 
 import pytest
 import testinfra
@@ -103,26 +105,14 @@ def later_file(name, path, text, guard, **kw):
 
 # An image baked from an older base, as the AMI's is (Canonical's image of
 # some weeks ago): one installed package taken back to the release's own
-# version where the mirror has a newer one (-updates, -security). Undone by
-# the bake's own packer/scripts/upgrade.sh, so the guard passing again shows
-# that script patches such an image.
-with open(os.path.join(ROOT, "packer", "scripts", "upgrade.sh")) as _f:
-    UPGRADE_SH = _f.read()
-DOWNGRADE = (
-    # (the image checks fetched the mirror's index minutes before, in the same
-    # verify; an instance with no index, as with `make mutants` alone, fetches it)
-    "ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 || apt-get -q update >/dev/null; "
-    # a package installed, neither essential nor required/important, not a kernel,
-    # with an older version in the release than the one installed: one apt-cache
-    # call for all of them (one per package cost minutes under emulation)
-    "pkgs=$(dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Priority} ${Essential}\\n' "
-    "| awk '$1 == \"ii\" && $3 != \"required\" && $3 != \"important\" && $4 != \"yes\" "
-    "&& $2 !~ /^linux-/ {print $2}'); "
-    "pkg=$(apt-cache madison $pkgs | awk -F '|' '{gsub(/ /, \"\", $1); gsub(/ /, \"\", $2); "
-    "k = $1 \" \" $2; if (!(k in seen)) {seen[k] = 1; if (++n[$1] == 2) {print $1; exit}}}'); "
-    "[ -n \"$pkg\" ]; old=$(apt-cache madison \"$pkg\" | awk '{print $3}' | sort -V | head -n 1); "
-    "echo \"downgrading $pkg to $old\"; DEBIAN_FRONTEND=noninteractive apt-get -q -y "
-    "--allow-downgrades -o Dpkg::Options::=--force-confold install \"$pkg=$old\" >/dev/null")
+# version where the mirror has a newer one (-updates, -security), by
+# downgrade-one.sh. Undone by the bake's own packer/scripts/upgrade.sh, so the
+# guard passing again shows that script patches such an image.
+def script(path):
+    """A shell script of this repository, run as root on the instance (one
+    command: a row's settle may follow it)."""
+    with open(os.path.join(ROOT, path)) as f:
+        return f"sh -c {shlex.quote(f.read())} {os.path.basename(path)}"
 
 
 MUTATIONS = [
@@ -225,10 +215,10 @@ MUTATIONS = [
              "test_files.py::test_an_idle_login_shell_ends",
              undo="mv /root/mutant-tmout.sh /etc/profile.d/99-supermega-tmout.sh"),
     Mutation("a package older than the mirror's (an older base, not upgraded)", [],
-             DOWNGRADE, "true",
+             script("testing/image/downgrade-one.sh"), "true",
              "test_image_contents.py::test_nothing_is_upgradable_against_the_mirror_the_image_"
              "was_baked_from", suite=EDGE,
-             undo=f"sh -s <<'UPGRADE_SH'\n{UPGRADE_SH}\nUPGRADE_SH"),
+             undo=script("packer/scripts/upgrade.sh")),
     Mutation("Debian's protected-links file back in /usr/lib (diversion removed)", [],
              "dpkg-divert --quiet --rename --remove /usr/lib/sysctl.d/99-protect-links.conf",
              "true", "test_kernel.py::test_no_sysctl_file_sets_a_hardened_parameter_otherwise",
@@ -369,18 +359,56 @@ def shell(command):
 
 
 def run_guard(config, mutation):
-    """The guarding test, alone, against the same host as this suite."""
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header",
-            "-o", "addopts=", f"--connection={config.option.connection}",
-            f"--ansible-inventory={config.option.ansible_inventory}",
-            f"--hosts={config.option.hosts}", "--sudo",
-            os.path.join(mutation.suite, mutation.guard),
-            *(["-k", mutation.select] if mutation.select else [])]
-    out = subprocess.run(argv, capture_output=True, text=True, cwd=mutation.suite, check=False,
-                         # (no timings: the guard's run is not the scenario's verify)
-                         env=dict(os.environ, PYTEST_ADDOPTS="", STAGE_TIMINGS=""))
+    """The guarding test, alone, against the same host as this suite: its
+    exit code, the end of its output, and its outcomes from its JUnit report
+    (how many failed, errored, passed, skipped)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "guard.xml")
+        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header",
+                "-o", "addopts=", f"--junitxml={report}",
+                f"--connection={config.option.connection}",
+                f"--ansible-inventory={config.option.ansible_inventory}",
+                f"--hosts={config.option.hosts}", "--sudo",
+                os.path.join(mutation.suite, mutation.guard),
+                *(["-k", mutation.select] if mutation.select else [])]
+        out = subprocess.run(argv, capture_output=True, text=True, cwd=mutation.suite,
+                             check=False,
+                             # (no timings: the guard's run is not the scenario's verify)
+                             env=dict(os.environ, PYTEST_ADDOPTS="", STAGE_TIMINGS=""))
+        outcomes = junit_outcomes(report) if os.path.exists(report) else {}
     tail = "\n".join(out.stdout.splitlines()[-15:])
-    return out.returncode, tail
+    return out.returncode, tail, outcomes
+
+
+def junit_outcomes(path):
+    """Counts of a JUnit report's test cases by outcome. An error (a fixture
+    that could not be set up) is not a failure of the guard's assertion."""
+    counts = dict(failed=0, errors=0, skipped=0, passed=0)
+    # (the report of our own pytest run, written a moment ago)
+    for case in ElementTree.parse(path).getroot().iter("testcase"):  # noqa: S314
+        kinds = {child.tag for child in case}
+        if "error" in kinds:
+            counts["errors"] += 1
+        elif "failure" in kinds:
+            counts["failed"] += 1
+        elif "skipped" in kinds:
+            counts["skipped"] += 1
+        else:
+            counts["passed"] += 1
+    return counts
+
+
+def failed_by_assertion(code, outcomes):
+    """The guard failed the way a missing protection makes it fail: exit 1,
+    at least one case failed, none errored."""
+    return code == 1 and outcomes.get("failed", 0) >= 1 and outcomes.get("errors", 0) == 0
+
+
+def passed_wholly(code, outcomes):
+    """The guard passed, and really ran: exit 0, at least one case passed,
+    none failed, errored or was skipped."""
+    return (code == 0 and outcomes.get("passed", 0) >= 1
+            and not any(outcomes.get(k, 0) for k in ("failed", "errors", "skipped")))
 
 
 def save(row):
@@ -411,17 +439,21 @@ def test_mutants_are_caught(request, mutation):
         assert applied.rc == 0, f"the mutation could not be made: {applied.stderr}"
         for path in mutation.files:   # it really changed something
             assert host.run(f"cmp -s {path} {backup}/{os.path.basename(path)}").rc == 1, path
-        code, out_mutated = run_guard(config, mutation)
-        row["mutated"] = code
+        code, out_mutated, outcomes = run_guard(config, mutation)
+        row.update(mutated=code, mutated_outcomes=outcomes)
     finally:
         if mutation.undo:
             host.run(shell(mutation.undo))
         for path in mutation.files:
             host.run_expect([0], f"cp -a {backup}/{os.path.basename(path)} {path}")
         host.run_expect([0], mutation.settle)
-    code, out_restored = run_guard(config, mutation)
-    row.update(restored=code, caught=row["mutated"] == 1 and code == 0,
+    code, out_restored, restored = run_guard(config, mutation)
+    failed = failed_by_assertion(row["mutated"], row["mutated_outcomes"])
+    row.update(restored=code, restored_outcomes=restored,
+               caught=failed and passed_wholly(code, restored),
                seconds=round(time.monotonic() - started, 1))
     save(row)
-    assert row["mutated"] == 1, f"the guard did not fail without the protection:\n{out_mutated}"
-    assert code == 0, f"the guard fails after the protection came back:\n{out_restored}"
+    assert failed, ("the guard did not fail by an assertion without the protection "
+                    f"{row['mutated_outcomes']}:\n{out_mutated}")
+    assert passed_wholly(code, restored), ("the guard does not pass (wholly) after the "
+                                           f"protection came back {restored}:\n{out_restored}")
