@@ -109,3 +109,43 @@ def test_an_empty_stage_timings_counts_as_unset(paths, monkeypatch):
     monkeypatch.setattr(up.timings, "DEFAULT", str(paths / "timings.json"))
     fake_vagrant(paths, monkeypatch)
     assert up.main([]) == 0
+
+
+@pytest.mark.parametrize("first", ["failed half-way", "interrupted", "ended unrecorded"])
+def test_after_a_converge_that_did_not_complete_make_up_converges_again(
+        paths, monkeypatch, capsys, first):
+    """#34: a converge that failed half-way (ok=182 failed=1, as the issue's
+    did), one interrupted (^C: KeyboardInterrupt in the driver), and one
+    whose run wrote no outcome (a killed ansible-playbook) leave no stamp
+    and never say "up"; the next `make up` converges the same VM again, and
+    only after that converge says "up"."""
+    provisions = fake_vagrant(paths, monkeypatch)
+    succeeding = up.subprocess.run
+
+    def first_run(argv, env=None, **kw):
+        if argv[:2] != ["vagrant", "provision"]:
+            return succeeding(argv, env=env, **kw)
+        provisions.append(argv)
+        if first == "interrupted":
+            raise KeyboardInterrupt
+        if first == "failed half-way":
+            up.record({f"{env['TIMING_STAGE']}_converge_failed": 1}, env["STAGE_TIMINGS"])
+
+        class Failed:
+            returncode = 2 if first == "failed half-way" else 0
+        return Failed()
+
+    monkeypatch.setattr(up.subprocess, "run", first_run)
+    if first == "interrupted":
+        with pytest.raises(KeyboardInterrupt):
+            up.main([])
+    else:
+        assert up.main([]) == 1
+    assert len(provisions) == 1 and not (paths / "converged").exists()
+    assert "is up" not in capsys.readouterr().err
+
+    monkeypatch.setattr(up.subprocess, "run", succeeding)     # the mirror is back
+    assert up.main([]) == 0
+    assert len(provisions) == 2, "the second make up did not converge the VM again"
+    assert (paths / "converged").read_text().strip() == "vm-1"
+    assert "is up" in capsys.readouterr().err
