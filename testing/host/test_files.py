@@ -100,10 +100,19 @@ def test_no_crash_reporter_rewrites_the_core_pattern(host):
     assert host.sysctl("fs.suid_dumpable") == 0
 
 
+# needrestart's settings as needrestart itself reads them: its main file,
+# which evaluates conf.d/*.conf in order (a later file wins)
+NEEDRESTART_SETTING = (
+    "perl -e 'our %nrconf = (verbosity => 0); our $LOGPREF = \"\"; "
+    "eval do { local (@ARGV, $/) = \"/etc/needrestart/needrestart.conf\"; <> }; "
+    "die $@ if $@; print $nrconf{restart} // \"unset\"'")
+
+
 def test_needrestart_only_lists_services_after_an_upgrade(host):
     conf = host.file("/etc/needrestart/conf.d/50-hardening.conf")
     assert conf.exists and conf.user == "root" and conf.mode == 0o644
     assert "$nrconf{restart} = 'l';" in conf.content_string
+    assert host.check_output(NEEDRESTART_SETTING) == "l"    # (no later file sets another)
 
 
 def test_no_hosts_equiv(host):

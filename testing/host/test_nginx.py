@@ -58,6 +58,26 @@ def test_nginx_runs_sandboxed(host, name, expected):
     assert host.service("nginx").systemd_properties.get(name) == expected
 
 
+# Syscalls nginx never needs, which a foothold in it would: each must be
+# refused by the unit's effective filter (@system-service, drop-ins included)
+NGINX_DENIED_SYSCALLS = ["ptrace", "mount", "reboot", "kexec_load", "init_module",
+                         "delete_module", "swapon", "bpf", "pivot_root", "settimeofday"]
+
+
+def test_nginx_runs_under_a_syscall_filter(host):
+    """The effective SystemCallFilter is an allow-list without those calls,
+    and the running master is under a seccomp filter (mode 2): applied, not
+    only set."""
+    unit = host.service("nginx").systemd_properties
+    allowed = unit.get("SystemCallFilter", "")
+    assert allowed and not allowed.startswith("~"), allowed    # an allow-list
+    listed = set(allowed.split())
+    assert {"read", "write", "accept4", "sendfile"} <= listed, allowed
+    assert not set(NGINX_DENIED_SYSCALLS) & listed, set(NGINX_DENIED_SYSCALLS) & listed
+    status = host.file(f"/proc/{unit['MainPID']}/status").content_string
+    assert re.search(r"^Seccomp:\s+2$", status, re.M), status
+
+
 def test_nginx_starts_with_one_load_of_its_configuration(host):
     """No `nginx -t` before the start (Debian's ExecStartPre): nginx refuses
     a broken configuration by itself (the start fails, and the unit with

@@ -27,7 +27,7 @@ import pytest
 import testinfra
 
 from harness import ROOT
-from harness.deployment import API, API_ROOT
+from harness.deployment import API, API_CONFIG_DIR, API_ROOT
 from harness.image import read_build_identity
 
 SUITE = os.path.join(ROOT, "testing", "host")                    # the roles' suite (instance-1)
@@ -56,6 +56,8 @@ API_CODE = f"{API_ROOT}/current/app/app.py"
 # (as the role's audit.rules writes it; quoted for the shell)
 SUDO_AUDIT_RULE = ("always,exit -F path=/usr/bin/sudo -F perm=x -F 'auid>=1000' "
                    "-F 'auid!=unset' -k privileged")
+TIME_AUDIT_RULE = "always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change"
+MODULES_AUDIT_RULE = "always,exit -F arch=b64 -S init_module,finit_module,delete_module -k modules"
 RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
 RELOAD_SSH = "sshd -t && systemctl reload ssh"
 RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
@@ -94,12 +96,13 @@ def at_run_time(name, command, undo, guard, **kw):
     return Mutation(name, [], command, "true", guard, undo=undo, **kw)
 
 
-def later_file(name, path, text, guard, **kw):
+def later_file(name, path, text, guard, settle="true", **kw):
     """A protection overridden by a file that sorts after the role's (a
     drop-in, an apt.conf.d or sudoers.d entry), removed again afterwards."""
     mode = " && chmod 0440 " + path if path.startswith("/etc/sudoers.d/") else ""
     lines = " ".join(shlex.quote(line) for line in text.split("\n"))   # one argument a line
-    return Mutation(name, [], f"printf '%s\\n' {lines} > {path}{mode}", "true",
+    return Mutation(name, [], f"mkdir -p {os.path.dirname(path)} && "
+                    f"printf '%s\\n' {lines} > {path}{mode}", settle,
                     guard, undo=f"rm -f {path}", **kw)
 
 
@@ -169,6 +172,9 @@ MUTATIONS = [
     Mutation("the API answers any Host (the names check removed)", [NGINX_API],
              f"sed -i '/if (\\$api_host_refused)/,+2d' {NGINX_API}", RELOAD_NGINX,
              "test_nginx.py::test_only_the_apis_names_are_answered"),
+    Mutation("the API answers any TLS server name (the SNI check removed)", [NGINX_API],
+             f"sed -i '/if (\\$api_sni_refused)/,+2d' {NGINX_API}", RELOAD_NGINX,
+             "test_nginx.py::test_an_unknown_tls_server_name_gets_no_answer"),
     Mutation("client authentication off (mutual TLS check removed)", [NGINX_API],
              f"sed -i '/if (\\$api_client_ok = 0)/,+2d' {NGINX_API}", RELOAD_NGINX,
              "test_edge_settings.py::test_without_a_valid_allowed_certificate_json_403_and_no_data",
@@ -176,6 +182,11 @@ MUTATIONS = [
     Mutation("CORS for any origin (*)", [EDGE_HTTP],
              f"sed -i 's/^    default \"\";/    default \"*\";/' {EDGE_HTTP}", RELOAD_NGINX,
              "test_edge_settings.py::test_other_origins_get_no_cors_headers",
+             instance="instance-2", suite=EDGE),
+    Mutation("CORS with credentials (Access-Control-Allow-Credentials added)", [NGINX_API],
+             f"sed -i '/add_header Access-Control-Allow-Origin /a add_header "
+             f"Access-Control-Allow-Credentials true always;' {NGINX_API}", RELOAD_NGINX,
+             "test_edge_settings.py::test_cors_get_from_the_allowed_origin_echoes_it_exactly",
              instance="instance-2", suite=EDGE),
     # -- the README's remaining claims: runtime changes, a drop-in that
     #    overrides, a setting put back to the distribution's default
@@ -197,6 +208,9 @@ MUTATIONS = [
              "test_kernel.py::test_unused_module_cannot_load", select="cramfs"),
     later_file("the journal's cap overridden by a later drop-in",
                "/etc/systemd/journald.conf.d/99-mutant.conf", "[Journal]\nSystemMaxUse=10G",
+               "test_files.py::test_journald_capped_and_persistent"),
+    later_file("the journal kept in memory only (a later drop-in: Storage=volatile)",
+               "/etc/systemd/journald.conf.d/99-mutant.conf", "[Journal]\nStorage=volatile",
                "test_files.py::test_journald_capped_and_persistent"),
     later_file("automatic reboots turned on by a later apt file", "/etc/apt/apt.conf.d/99-mutant",
                'Unattended-Upgrade::Automatic-Reboot "true";',
@@ -257,7 +271,12 @@ MUTATIONS = [
     Mutation("nginx's sandbox directives dropped (the distribution's unit)", [NGINX_SANDBOX],
              f"sed -i '/^UMask=/,$d' {NGINX_SANDBOX}",
              "systemctl daemon-reload && systemctl restart nginx",
-             "test_nginx.py::test_nginx_runs_sandboxed", select="ProtectSystem"),
+             "test_nginx.py::test_nginx_runs_sandboxed"),
+    later_file("nginx's syscall filter reset by a later drop-in",
+               "/etc/systemd/system/nginx.service.d/zz-mutant.conf",
+               "[Service]\nSystemCallFilter=",
+               "test_nginx.py::test_nginx_runs_under_a_syscall_filter",
+               settle="systemctl daemon-reload && systemctl restart nginx"),
     at_run_time("nginx's configuration readable by everyone",
                 "chmod 0644 /etc/nginx/conf.d/api.conf", "chmod 0640 /etc/nginx/conf.d/api.conf",
                 "test_files.py::test_owner_and_mode", select="api.conf"),
@@ -303,6 +322,20 @@ MUTATIONS = [
              "auditctl -W /etc/shadow -p wa -k identity >/dev/null", "true",
              "test_files.py::test_auditd_rules_loaded",
              undo="auditctl -w /etc/shadow -p wa -k identity"),
+    at_run_time("auditd's watch on sudoers deleted at run time",
+                "auditctl -W /etc/sudoers -p wa -k privilege >/dev/null",
+                "auditctl -w /etc/sudoers -p wa -k privilege",
+                "test_files.py::test_auditd_rules_loaded"),
+    at_run_time("auditd's watch on the API's configuration deleted at run time",
+                f"auditctl -W {API_CONFIG_DIR} -p wa -k app-config >/dev/null",
+                f"auditctl -w {API_CONFIG_DIR} -p wa -k app-config",
+                "test_files.py::test_auditd_rules_loaded"),
+    at_run_time("auditd's rule on setting the clock deleted at run time",
+                f"auditctl -d {TIME_AUDIT_RULE} >/dev/null", f"auditctl -a {TIME_AUDIT_RULE}",
+                "test_files.py::test_auditd_rules_loaded"),
+    at_run_time("auditd's rule on loading kernel modules deleted at run time",
+                f"auditctl -d {MODULES_AUDIT_RULE} >/dev/null", f"auditctl -a {MODULES_AUDIT_RULE}",
+                "test_files.py::test_auditd_rules_loaded"),
     Mutation("sudo no longer audited (its rule deleted at run time)", [],
              f"auditctl -d {SUDO_AUDIT_RULE} >/dev/null", "true",
              "test_files.py::test_auditd_rules_loaded", undo=f"auditctl -a {SUDO_AUDIT_RULE}"),
@@ -317,11 +350,28 @@ MUTATIONS = [
              f"chown {API} $(readlink -f {API_CODE})", "true",
              "test_files.py::test_app_files_are_not_writable_by_the_service_user",
              undo=f"chown root $(readlink -f {API_CODE})"),
+    at_run_time("the API's configuration writable by its group (the API's)",
+                f"chmod g+w {API_CONFIG_DIR}/gunicorn.conf.py",
+                f"chmod g-w {API_CONFIG_DIR}/gunicorn.conf.py",
+                "test_files.py::test_app_files_are_not_writable_by_the_service_user"),
     Mutation("the API given a capability by a drop-in (CAP_NET_RAW)", [],
              f"mkdir -p {os.path.dirname(API_DROPIN)} && "
              f"printf '[Service]\\nCapabilityBoundingSet=CAP_NET_RAW\\n' > {API_DROPIN}",
              RESTART_API, "test_api_unit.py::test_service_properties",
              select="CapabilityBoundingSet", undo=f"rm -f {API_DROPIN}"),
+    # (the score reads the unit as systemd loaded it: a reload, no restart)
+    later_file("every capability allowed to the API by a drop-in (its exposure score)",
+               API_DROPIN, "[Service]\nCapabilityBoundingSet=~",
+               "test_api_unit.py::test_systemd_analyze_security_exposure_at_most_1_5",
+               settle="systemctl daemon-reload"),
+    later_file("every capability allowed to nginx by a later drop-in (its exposure score)",
+               "/etc/systemd/system/nginx.service.d/zz-mutant.conf",
+               "[Service]\nCapabilityBoundingSet=~",
+               "test_nginx.py::test_nginx_systemd_exposure_at_most_2_8",
+               settle="systemctl daemon-reload"),
+    later_file("needrestart restarting services by itself (a later conf.d file)",
+               "/etc/needrestart/conf.d/zz-mutant.conf", "$nrconf{restart} = 'a';",
+               "test_files.py::test_needrestart_only_lists_services_after_an_upgrade"),
     Mutation("the build's machine-id kept (an unsealed image)", ["/etc/machine-id"],
              lambda: f"echo {read_build_identity()['machine_id']} > /etc/machine-id", "true",
              "test_image.py::test_machine_ids_are_unique_per_instance", suite=EDGE),
@@ -341,6 +391,10 @@ MUTATIONS = [
     Mutation("a kernel argument dropped from the next boot's menu (mce=0)", [GRUB_CFG],
              f"sed -i 's/ mce=0//' {GRUB_CFG}", "true",
              "test_kernel.py::test_the_next_boot_has_the_hardening_kernel_arguments"),
+    Mutation("the build's journal left in the image", [],
+             lambda: f"mkdir /var/log/journal/{read_build_identity()['machine_id']}", "true",
+             "test_image.py::test_build_logs_and_state_were_cleaned", suite=EDGE,
+             undo=lambda: f"rmdir /var/log/journal/{read_build_identity()['machine_id']}"),
     Mutation("the build user left in the image", [],
              lambda: "useradd --no-create-home --shell /usr/sbin/nologin "
                      f"{read_build_identity()['build_user']}", "true",
