@@ -61,6 +61,14 @@ MUTANTS = [
        '{Key: idle_timeout.timeout_seconds, Value: "75"}')]),
     ("no BakeTime on the instance refresh", "cfn-lint", "E9004",
      [("          BakeTime: 600\n", "")]),
+    ("the instances' 443 open to an address range", "cfn-lint", "E9005",
+     [("      SourceSecurityGroupId: !Ref LoadBalancerSecurityGroup\n",
+       "      CidrIp: 10.0.0.0/8\n")]),
+    ("the revocation list never loaded", "cfn-lint", "E9006",
+     [("      RevocationContents:\n        - {RevocationType: CRL, S3Bucket: "
+       "!Ref ClientCaBundleS3Bucket, S3Key: !Ref ClientCrlS3Key}\n",
+       "      RevocationContents:\n        - {RevocationType: CRL, S3Bucket: "
+       "!Ref ClientCaBundleS3Bucket, S3Key: !Ref ClientCaBundleS3Key}\n")]),
     ("client rules named by their network (a colliding pair)", "cfn-lint",
      "E0001:Error transforming template: Duplicate",
      [("  ClientCidrs:\n    Type: String\n",

@@ -7,6 +7,8 @@ AWS::LanguageExtensions, so the client slots' loop is expanded.
     E9002  the instances trust the load balancer's subnets only
     E9003  nginx keeps connections longer than the load balancer's idle timeout
     E9004  the instance refresh bakes longer than its slowest rollback alarm
+    E9005  the instances take 443 from the load balancer's security group only
+    E9006  a revocation list given as a parameter is loaded into the trust store
 """
 
 import json
@@ -137,3 +139,80 @@ class RefreshBakesPastItsAlarms(CloudFormationLintRule):
                                          f"{name}: BakeTime {bake} s does not outlast the "
                                          f"rollback alarms ({alarms}, slowest {slowest} s)"))
         return matches
+
+
+def refs(value):
+    """The names a property refers to (!Ref), wherever they sit in it."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"}:
+            return {value["Ref"]}
+        return set().union(*(refs(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(refs(v) for v in value)) if value else set()
+    return set()
+
+
+def covers_443(rule):
+    if str(rule.get("IpProtocol")) in ("-1", "all"):
+        return True
+    try:
+        return int(rule.get("FromPort", -1)) <= 443 <= int(rule.get("ToPort", -1))
+    except (TypeError, ValueError):
+        return True     # (a port given by a parameter: not provably elsewhere)
+
+
+class InstancesFromTheLoadBalancerOnly(CloudFormationLintRule):
+    id = "E9005"
+    shortdesc = "The instances take 443 from the load balancer only"
+    description = ("Every ingress rule of the instances' security groups (those of a launch "
+                   "template) that covers 443 has the load balancer's security group as its "
+                   "source: no address range reaches nginx past the ALB's mutual TLS.")
+    tags = ["supermega", "security"]
+
+    def match(self, cfn):
+        instance_groups, lb_groups = set(), set()
+        for lt in resources(cfn, "AWS::EC2::LaunchTemplate").values():
+            instance_groups |= refs(lt.get("Properties", {}).get("LaunchTemplateData", {})
+                                    .get("SecurityGroupIds"))
+        for lb in resources(cfn, "AWS::ElasticLoadBalancingV2::LoadBalancer").values():
+            lb_groups |= refs(lb.get("Properties", {}).get("SecurityGroups"))
+        rules = [(["Resources", name, "Properties"], r.get("Properties", {}))
+                 for name, r in resources(cfn, "AWS::EC2::SecurityGroupIngress").items()
+                 if refs(r.get("Properties", {}).get("GroupId")) & instance_groups]
+        for group in instance_groups:
+            inline = (cfn.template["Resources"].get(group, {}).get("Properties", {})
+                      .get("SecurityGroupIngress") or [])
+            rules += [(["Resources", group, "Properties", "SecurityGroupIngress", i], rule)
+                      for i, rule in enumerate(inline)]
+        matches = []
+        for path, rule in rules:
+            if covers_443(rule) and not refs(rule.get("SourceSecurityGroupId")) & lb_groups:
+                matches.append(RuleMatch(path, f"{path[1]}: 443 on the instances from "
+                                         f"{rule.get('CidrIp') or rule.get('CidrIpv6') or rule}"
+                                         ", not from the load balancer's security group"))
+        return matches
+
+
+class RevocationListLoaded(CloudFormationLintRule):
+    id = "E9006"
+    shortdesc = "A revocation list given is loaded"
+    description = ("When the ClientCrlS3Key parameter exists, a TrustStoreRevocation loads that "
+                   "key into the trust store the HTTPS listener verifies with: a revoked "
+                   "caller's certificate is refused at the handshake.")
+    tags = ["supermega", "security"]
+
+    def match(self, cfn):
+        if "ClientCrlS3Key" not in cfn.template.get("Parameters", {}):
+            return []
+        stores = set()
+        for listener in resources(cfn, "AWS::ElasticLoadBalancingV2::Listener").values():
+            stores |= refs(listener.get("Properties", {}).get("MutualAuthentication"))
+        kind = "AWS::ElasticLoadBalancingV2::TrustStoreRevocation"
+        for revocation in resources(cfn, kind).values():
+            props = revocation.get("Properties", {})
+            if (refs(props.get("TrustStoreArn")) & stores
+                    and "ClientCrlS3Key" in refs(props.get("RevocationContents"))):
+                return []
+        return [RuleMatch(["Parameters", "ClientCrlS3Key"],
+                          "ClientCrlS3Key is taken but no TrustStoreRevocation loads it into the "
+                          "listener's trust store: revoked callers would still be let in")]

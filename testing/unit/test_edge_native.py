@@ -12,11 +12,15 @@ trusted proxy), 127.0.0.3 for another host inside the VPC.
   client nor the rate-limit key; through the proxy, the client the proxy
   saw (the rightmost address, the one it appended) is both. The rate limit
   is set to 1 request a minute (burst 1) for these checks, so that the
-  third request of one key is refused whatever this machine's speed.
+  third request of one key is refused whatever this machine's speed;
+- X-Request-ID (the id a request is traced by, in nginx's and gunicorn's
+  logs and the answer) is kept from the trusted proxy only: a non-proxy
+  peer's is replaced by nginx's own.
 """
 
 import http.client
 import json
+import re
 import shutil
 import time
 
@@ -59,7 +63,7 @@ def get(stack, source, headers, path="/customers/111", tag=None):
     try:
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
-        return response.status, response.read().decode()
+        return response.status, response.read().decode(), response.headers
     finally:
         conn.close()
 
@@ -77,7 +81,7 @@ def logged_client(stack, tag, timeout=10):
 
 
 def test_the_verified_subject_from_the_load_balancer_authorises(mtls_at_lb):
-    status, body = get(mtls_at_lb, LB, {SUBJECT: ALLOWED})
+    status, body, _ = get(mtls_at_lb, LB, {SUBJECT: ALLOWED})
     assert status == 200 and json.loads(body)["data"]["name"] == "Deadpool"
 
 
@@ -88,7 +92,7 @@ def test_the_verified_subject_from_the_load_balancer_authorises(mtls_at_lb):
     (LB, {SUBJECT: ""}),
 ])
 def test_anything_else_gets_json_403_and_no_data(mtls_at_lb, source, headers):
-    status, body = get(mtls_at_lb, source, headers)
+    status, body, _ = get(mtls_at_lb, source, headers)
     assert status == 403 and json.loads(body) == {"error": "Forbidden"}
 
 
@@ -115,3 +119,12 @@ def test_through_the_proxy_the_client_it_saw_is_logged_and_limited(behind_lb):
     assert statuses == [200, 200, 429]
     assert logged_client(behind_lb, "via-lb-0") == OTHER_CLIENT
     assert get(behind_lb, LB, {"X-Forwarded-For": "198.51.100.11"})[0] == 200
+
+
+def test_a_request_id_is_believed_from_the_proxy_only(behind_lb):
+    """(Answered with its status or a 429: the id is in every answer.)"""
+    forged = "set-by-an-insider-0001"
+    answered = get(behind_lb, INSIDER, {"X-Request-ID": forged})[2]["X-Request-ID"]
+    assert answered != forged and re.fullmatch(r"[0-9a-f]{32}", answered), answered
+    kept = "set-by-the-balancer-0001"
+    assert get(behind_lb, LB, {"X-Request-ID": kept})[2]["X-Request-ID"] == kept
