@@ -17,7 +17,7 @@ PY_SOURCES := app harness testing tools aws packer/scripts ansible/roles/api/fil
               ansible/roles/nginx/files/supermega-edge-config \
               ansible/roles/metrics/files/supermega-metrics-config
 SH_SOURCES := .ci/run tools/*.sh packer/*.sh packer/scripts/*.sh packer/base-image/build.sh \
-              ansible/roles/firewall/files/supermega-firewall-boot
+              ansible/roles/firewall/files/supermega-firewall-boot testing/image/*.sh
 
 # Virtual machines: kvm where it works (a laptop), tcg (software emulation)
 # where it does not (this project's CI machines). One setting for Molecule,
