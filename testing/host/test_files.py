@@ -100,12 +100,14 @@ def test_no_crash_reporter_rewrites_the_core_pattern(host):
     assert host.sysctl("fs.suid_dumpable") == 0
 
 
-# needrestart's settings as needrestart itself reads them: its main file,
-# which evaluates conf.d/*.conf in order (a later file wins)
+# needrestart's setting as needrestart reads it: its main file ends by
+# evaluating conf.d/*.conf in order (a later file wins). Debian does not
+# install needrestart (Ubuntu 24.04 does: the role writes its policy either
+# way), so the fragments are evaluated as that loop does, without the main file.
 NEEDRESTART_SETTING = (
-    "perl -e 'our %nrconf = (verbosity => 0); our $LOGPREF = \"\"; "
-    "eval do { local (@ARGV, $/) = \"/etc/needrestart/needrestart.conf\"; <> }; "
-    "die $@ if $@; print $nrconf{restart} // \"unset\"'")
+    "perl -e 'our %nrconf; for my $fn (sort </etc/needrestart/conf.d/*.conf>) { "
+    "eval do { local (@ARGV, $/) = $fn; <> }; die \"$fn: $@\" if $@ } "
+    "print $nrconf{restart} // \"unset\"'")
 
 
 def test_needrestart_only_lists_services_after_an_upgrade(host):

@@ -58,6 +58,15 @@ SUDO_AUDIT_RULE = ("always,exit -F path=/usr/bin/sudo -F perm=x -F 'auid>=1000' 
                    "-F 'auid!=unset' -k privileged")
 TIME_AUDIT_RULE = "always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change"
 MODULES_AUDIT_RULE = "always,exit -F arch=b64 -S init_module,finit_module,delete_module -k modules"
+# The account files' backups (passwd- ...) and sub-id files that useradd,
+# usermod and userdel rewrite besides the change itself: kept before a row
+# that changes an account, put back after it (a file that was not there is
+# removed), so the row leaves the instance as it found it
+ACCOUNT_FILES = "passwd- group- shadow- gshadow- subuid subgid subuid- subgid-"
+KEEP_ACCOUNT_FILES = (f"for f in {ACCOUNT_FILES}; do "
+                      "[ ! -e /etc/$f ] || cp -a /etc/$f /root/mutant-backup/$f; done")
+RESTORE_ACCOUNT_FILES = (f"for f in {ACCOUNT_FILES}; do if [ -e /root/mutant-backup/$f ]; "
+                         "then cp -a /root/mutant-backup/$f /etc/$f; else rm -f /etc/$f; fi; done")
 RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
 RELOAD_SSH = "sshd -t && systemctl reload ssh"
 RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
@@ -343,9 +352,9 @@ MUTATIONS = [
                'APT::Periodic::Unattended-Upgrade "0";',
                "test_files.py::test_unattended_security_upgrades"),
     Mutation("the API's user given a login shell", [],
-             f"usermod -s /bin/bash {API}", "true",
+             f"{KEEP_ACCOUNT_FILES} && usermod -s /bin/bash {API}", "true",
              "test_files.py::test_service_user_cannot_log_in",
-             undo=f"usermod -s /usr/sbin/nologin {API}"),
+             undo=f"usermod -s /usr/sbin/nologin {API} && {RESTORE_ACCOUNT_FILES}"),
     Mutation("the API's code writable by its user", [],
              f"chown {API} $(readlink -f {API_CODE})", "true",
              "test_files.py::test_app_files_are_not_writable_by_the_service_user",
@@ -383,11 +392,14 @@ MUTATIONS = [
              lambda: copied_from_instance_2(HOST_KEY, HOST_KEY + ".pub"), "true",
              "test_image.py::test_ssh_host_keys_are_unique_per_instance", suite=EDGE),
     Mutation("a build key left in root's authorized_keys", [],
+             # (root's .ssh kept as it was, or its absence: put back afterwards)
+             "{ [ ! -e /root/.ssh ] || cp -a /root/.ssh /root/mutant-backup/ssh; } && "
              "install -d -m 0700 /root/.ssh && echo 'ssh-ed25519 "
              "AAAAC3NzaC1lZDI1NTE5AAAAIMutantMutantMutantMutantMutantMutantMutantMu "
              "packer-build-mutant' >> /root/.ssh/authorized_keys", "true",
              "test_image.py::test_no_authorized_key_but_the_instances_own", suite=EDGE,
-             undo="sed -i '/ packer-build-mutant$/d' /root/.ssh/authorized_keys"),
+             undo="rm -rf /root/.ssh && { [ ! -e /root/mutant-backup/ssh ] || "
+                  "cp -a /root/mutant-backup/ssh /root/.ssh; }"),
     Mutation("a kernel argument dropped from the next boot's menu (mce=0)", [GRUB_CFG],
              f"sed -i 's/ mce=0//' {GRUB_CFG}", "true",
              "test_kernel.py::test_the_next_boot_has_the_hardening_kernel_arguments"),
@@ -396,10 +408,11 @@ MUTATIONS = [
              "test_image.py::test_build_logs_and_state_were_cleaned", suite=EDGE,
              undo=lambda: f"rmdir /var/log/journal/{read_build_identity()['machine_id']}"),
     Mutation("the build user left in the image", [],
-             lambda: "useradd --no-create-home --shell /usr/sbin/nologin "
-                     f"{read_build_identity()['build_user']}", "true",
+             lambda: f"{KEEP_ACCOUNT_FILES} && useradd --no-create-home --shell "
+                     f"/usr/sbin/nologin {read_build_identity()['build_user']}", "true",
              "test_image.py::test_build_user_is_gone", suite=EDGE,
-             undo=lambda: f"userdel {read_build_identity()['build_user']}"),
+             undo=lambda: f"userdel {read_build_identity()['build_user']} && "
+                          f"{RESTORE_ACCOUNT_FILES}"),
     Mutation("log rotation's reopen signal (nginx USR1) removed", [NGINX_ROTATE],
              f"sed -i '/kill -USR1/d; /nginx -s reopen/d; /invoke-rc.d nginx rotate/d' "
              # (settle: nginx reopens its logs, whatever the last rotation left it writing to)
