@@ -142,14 +142,30 @@ class RefreshBakesPastItsAlarms(CloudFormationLintRule):
 
 
 def refs(value):
-    """The names a property refers to (!Ref), wherever they sit in it."""
+    """The resources a property names, wherever they sit in it: !Ref X and
+    !GetAtt X.GroupId (or any attribute) alike."""
     if isinstance(value, dict):
         if set(value) == {"Ref"}:
             return {value["Ref"]}
+        if set(value) == {"Fn::GetAtt"}:
+            target = value["Fn::GetAtt"]
+            return {target[0] if isinstance(target, list) else str(target).split(".")[0]}
         return set().union(*(refs(v) for v in value.values())) if value else set()
     if isinstance(value, list):
         return set().union(*(refs(v) for v in value)) if value else set()
     return set()
+
+
+def rules_in(value):
+    """The ingress rules in an inline SecurityGroupIngress, whatever wraps
+    them (a list, an !If of lists)."""
+    if isinstance(value, dict):
+        if "IpProtocol" in value:
+            return [value]
+        return [rule for v in value.values() for rule in rules_in(v)]
+    if isinstance(value, list):
+        return [rule for v in value for rule in rules_in(v)]
+    return []
 
 
 def covers_443(rule):
@@ -172,8 +188,10 @@ class InstancesFromTheLoadBalancerOnly(CloudFormationLintRule):
     def match(self, cfn):
         instance_groups, lb_groups = set(), set()
         for lt in resources(cfn, "AWS::EC2::LaunchTemplate").values():
-            instance_groups |= refs(lt.get("Properties", {}).get("LaunchTemplateData", {})
-                                    .get("SecurityGroupIds"))
+            data = lt.get("Properties", {}).get("LaunchTemplateData", {})
+            instance_groups |= refs([data.get("SecurityGroupIds"), data.get("SecurityGroups"),
+                                     [i.get("Groups") for i in data.get("NetworkInterfaces", [])
+                                      if isinstance(i, dict)]])
         for lb in resources(cfn, "AWS::ElasticLoadBalancingV2::LoadBalancer").values():
             lb_groups |= refs(lb.get("Properties", {}).get("SecurityGroups"))
         rules = [(["Resources", name, "Properties"], r.get("Properties", {}))
@@ -181,9 +199,9 @@ class InstancesFromTheLoadBalancerOnly(CloudFormationLintRule):
                  if refs(r.get("Properties", {}).get("GroupId")) & instance_groups]
         for group in instance_groups:
             inline = (cfn.template["Resources"].get(group, {}).get("Properties", {})
-                      .get("SecurityGroupIngress") or [])
-            rules += [(["Resources", group, "Properties", "SecurityGroupIngress", i], rule)
-                      for i, rule in enumerate(inline)]
+                      .get("SecurityGroupIngress"))
+            rules += [(["Resources", group, "Properties", "SecurityGroupIngress"], rule)
+                      for rule in rules_in(inline)]
         matches = []
         for path, rule in rules:
             if covers_443(rule) and not refs(rule.get("SourceSecurityGroupId")) & lb_groups:
