@@ -1,15 +1,13 @@
 """The mutation check's verdicts on a guard's run, from the JUnit report of a
-real pytest run: a row is caught only when the guard failed by an assertion
-(not a fixture that errored) and then passed wholly (not skipped)."""
+real pytest run: a row is caught only when the guard failed in its body (not
+in a fixture that errored) and then passed wholly (not skipped)."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "image"))
-from test_mutants import failed_by_assertion, junit_outcomes, passed_wholly  # noqa: E402
+from harness.guards import failed_in_its_body, junit_outcomes, passed_wholly
 
 GUARDS = '''
 import pytest
@@ -51,19 +49,19 @@ def run(folder, select):
 def test_an_assertion_that_fails_is_a_catch(guards):
     code, outcomes = run(guards, "asserts")
     assert (code, outcomes) == (1, dict(failed=1, errors=0, skipped=0, passed=0))
-    assert failed_by_assertion(code, outcomes)
+    assert failed_in_its_body(code, outcomes)
 
 
 def test_a_fixture_that_errors_is_not_a_catch(guards):
     """pytest exits 1 for it as for a failure: the exit code alone would count it."""
     code, outcomes = run(guards, "fixture_errors")
     assert code == 1 and outcomes["errors"] == 1
-    assert not failed_by_assertion(code, outcomes)
+    assert not failed_in_its_body(code, outcomes)
 
 
 def test_a_failure_beside_an_error_is_not_a_catch(guards):
     code, outcomes = run(guards, "asserts or fixture_errors")
-    assert not failed_by_assertion(code, outcomes)
+    assert not failed_in_its_body(code, outcomes)
 
 
 def test_a_pass_counts_only_when_something_ran_and_nothing_was_skipped(guards):
