@@ -8,7 +8,8 @@
 # Which package: neither essential nor required/important, not a kernel; one
 # with no maintainer scripts first, then the smallest (under emulation
 # ca-certificates' scripts alone cost ~3 minutes each way); and one whose
-# downgrade changes that package alone (apt's simulation says so first).
+# downgrade changes that package alone (apt's simulation says so first; up
+# to 10 tried).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 # (the image checks fetched the mirror's index minutes before, in the same
@@ -25,21 +26,29 @@ candidates=$(dpkg-query -W \
     $1 == "ii" && $3 != "required" && $3 != "important" && $4 != "yes" && $2 !~ /^linux-/ {
       print (($2 in has) ? 1 : 0), $5 + 0, $2 }' |
   sort -n -k1,1 -k2,2 | awk '{ print $3 }')
-# the candidates the mirror has two versions of (one apt-cache call for all:
-# one per package cost minutes under emulation)
+# the candidates the mirror has two binary versions of (one apt-cache call
+# for all: one per package cost minutes under emulation; source lines left out)
 # shellcheck disable=SC2086 # one argument per package
 several=$(apt-cache madison $candidates | awk -F '|' '
-  { gsub(/ /, "", $1); gsub(/ /, "", $2); k = $1 " " $2
+  $3 ~ /Packages[ ]*$/ { gsub(/ /, "", $1); gsub(/ /, "", $2); k = $1 " " $2
     if (!(k in seen)) { seen[k] = 1; if (++n[$1] == 2) print $1 } }')
 tried=0
 for pkg in $(printf '%s\n' "$candidates" | awk -v several="$several" '
     BEGIN { n = split(several, s, "\n"); for (i = 1; i <= n; i++) ok[s[i]] = 1 }
     $0 in ok'); do
-  tried=$((tried + 1)); [ "$tried" -le 10 ] || break
-  old=$(apt-cache madison "$pkg" | awk '{ print $3 }' | sort -V | head -n 1)
+  [ "$tried" -lt 10 ] || break
+  tried=$((tried + 1))
+  installed=$(dpkg-query -W -f '${Version}' "$pkg")
+  # the oldest binary version the mirror has, in dpkg's order (epochs and all)
+  old=""
+  for version in $(apt-cache madison "$pkg" | awk -F '|' '$3 ~ /Packages[ ]*$/ {
+      gsub(/ /, "", $2); print $2 }'); do
+    if [ -z "$old" ] || dpkg --compare-versions "$version" lt "$old"; then old=$version; fi
+  done
+  dpkg --compare-versions "$old" lt "$installed" || continue
   changes=$(apt-get -s -q --allow-downgrades install "$pkg=$old" | grep -c -E '^(Inst|Remv) ' || true)
   [ "$changes" -eq 1 ] || continue
-  echo "downgrading $pkg from $(dpkg-query -W -f '${Version}' "$pkg") to $old"
+  echo "downgrading $pkg from $installed to $old"
   apt-get -q -y --allow-downgrades -o Dpkg::Options::=--force-confold install "$pkg=$old" >/dev/null
   exit 0
 done
