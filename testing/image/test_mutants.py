@@ -21,13 +21,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from xml.etree import ElementTree
 
 import pytest
 import testinfra
 
 from harness import ROOT
 from harness.deployment import API, API_CONFIG_DIR, API_ROOT
+from harness.guards import failed_in_its_body, junit_outcomes, passed_wholly
 from harness.image import read_build_identity
 
 SUITE = os.path.join(ROOT, "testing", "host")                    # the roles' suite (instance-1)
@@ -61,12 +61,16 @@ MODULES_AUDIT_RULE = "always,exit -F arch=b64 -S init_module,finit_module,delete
 # The account files' backups (passwd- ...) and sub-id files that useradd,
 # usermod and userdel rewrite besides the change itself: kept before a row
 # that changes an account, put back after it (a file that was not there is
-# removed), so the row leaves the instance as it found it
+# removed), so the row leaves the instance as it found it. A keep that
+# failed stops the row (exit 1) and leaves no mark: nothing is then removed
+# as "not there before".
 ACCOUNT_FILES = "passwd- group- shadow- gshadow- subuid subgid subuid- subgid-"
-KEEP_ACCOUNT_FILES = (f"for f in {ACCOUNT_FILES}; do "
-                      "[ ! -e /etc/$f ] || cp -a /etc/$f /root/mutant-backup/$f; done")
-RESTORE_ACCOUNT_FILES = (f"for f in {ACCOUNT_FILES}; do if [ -e /root/mutant-backup/$f ]; "
-                         "then cp -a /root/mutant-backup/$f /etc/$f; else rm -f /etc/$f; fi; done")
+KEEP_ACCOUNT_FILES = (f"for f in {ACCOUNT_FILES}; do [ ! -e /etc/$f ] || "
+                      "cp -a /etc/$f /root/mutant-backup/$f || exit 1; done; "
+                      "touch /root/mutant-backup/.accounts-kept")
+RESTORE_ACCOUNT_FILES = (f"if [ -e /root/mutant-backup/.accounts-kept ]; then for f in "
+                         f"{ACCOUNT_FILES}; do if [ -e /root/mutant-backup/$f ]; then "
+                         "cp -a /root/mutant-backup/$f /etc/$f; else rm -f /etc/$f; fi; done; fi")
 RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
 RELOAD_SSH = "sshd -t && systemctl reload ssh"
 RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
@@ -163,6 +167,12 @@ MUTATIONS = [
              f"sed -i 's/^disk_full_action = HALT/disk_full_action = SUSPEND/' {AUDITD}",
              "auditctl --signal HUP && sleep 1",
              "test_files.py::test_auditd_never_stops_auditing_silently"),
+    # (a port range: a rule of a form the roles never write, which the guard
+    # read past before it listed every line)
+    Mutation("the exporters' ports opened to everyone (a port range)", [],
+             "ufw allow 9100:9102/tcp >/dev/null", "true",
+             "test_firewall.py::test_only_ssh_http_https_are_allowed",
+             undo="ufw delete allow 9100:9102/tcp >/dev/null"),
     Mutation("port 8080 opened in the firewall, with a listener", [],
              "ufw allow 8080/tcp >/dev/null && systemd-run --unit=mutant-8080 "
              "python3 -m http.server 8080 >/dev/null", "sleep 1",
@@ -392,14 +402,17 @@ MUTATIONS = [
              lambda: copied_from_instance_2(HOST_KEY, HOST_KEY + ".pub"), "true",
              "test_image.py::test_ssh_host_keys_are_unique_per_instance", suite=EDGE),
     Mutation("a build key left in root's authorized_keys", [],
-             # (root's .ssh kept as it was, or its absence: put back afterwards)
-             "{ [ ! -e /root/.ssh ] || cp -a /root/.ssh /root/mutant-backup/ssh; } && "
+             # (root's .ssh kept as it was, or its absence: put back afterwards,
+             # only once the keep succeeded)
+             "{ [ ! -e /root/.ssh ] || cp -a /root/.ssh /root/mutant-backup/ssh || exit 1; } "
+             "&& touch /root/mutant-backup/.ssh-kept && "
              "install -d -m 0700 /root/.ssh && echo 'ssh-ed25519 "
              "AAAAC3NzaC1lZDI1NTE5AAAAIMutantMutantMutantMutantMutantMutantMutantMu "
              "packer-build-mutant' >> /root/.ssh/authorized_keys", "true",
              "test_image.py::test_no_authorized_key_but_the_instances_own", suite=EDGE,
-             undo="rm -rf /root/.ssh && { [ ! -e /root/mutant-backup/ssh ] || "
-                  "cp -a /root/mutant-backup/ssh /root/.ssh; }"),
+             undo="if [ -e /root/mutant-backup/.ssh-kept ]; then rm -rf /root/.ssh && "
+                  "{ [ ! -e /root/mutant-backup/ssh ] || "
+                  "cp -a /root/mutant-backup/ssh /root/.ssh; }; fi"),
     Mutation("a kernel argument dropped from the next boot's menu (mce=0)", [GRUB_CFG],
              f"sed -i 's/ mce=0//' {GRUB_CFG}", "true",
              "test_kernel.py::test_the_next_boot_has_the_hardening_kernel_arguments"),
@@ -428,7 +441,19 @@ def shell(command):
 GUARD_UNUSED_PLUGINS = ["schemathesis", "hypothesispytest", "anyio"]
 
 
-def run_guard(config, mutation):
+@pytest.fixture(scope="module")
+def listed_inventory(request, tmp_path_factory):
+    """The scenario's inventory, listed once for every guard run
+    (harness/guard_inventory.py)."""
+    inventory = request.config.option.ansible_inventory
+    path = tmp_path_factory.mktemp("guards") / "inventory.json"
+    path.write_text(subprocess.run(["ansible-inventory", "--list", "-i", inventory],
+                                   check=True, capture_output=True, text=True,
+                                   env=dict(os.environ, ANSIBLE_VERBOSITY="0")).stdout)
+    return str(path)
+
+
+def run_guard(config, mutation, inventory_json):
     """The guarding test, alone, against the same host as this suite: its
     exit code, the end of its output, and its outcomes from its JUnit report
     (how many failed, errored, passed, skipped)."""
@@ -438,6 +463,7 @@ def run_guard(config, mutation):
                 # (plugins no guard uses: their imports cost ~1.3 s of each of the ~160
                 # guard runs, measured on this machine with a VM running)
                 *[arg for name in GUARD_UNUSED_PLUGINS for arg in ("-p", f"no:{name}")],
+                "-p", "harness.guard_inventory",
                 "-o", "addopts=", f"--junitxml={report}",
                 f"--connection={config.option.connection}",
                 f"--ansible-inventory={config.option.ansible_inventory}",
@@ -447,41 +473,11 @@ def run_guard(config, mutation):
         out = subprocess.run(argv, capture_output=True, text=True, cwd=mutation.suite,
                              check=False,
                              # (no timings: the guard's run is not the scenario's verify)
-                             env=dict(os.environ, PYTEST_ADDOPTS="", STAGE_TIMINGS=""))
+                             env=dict(os.environ, PYTEST_ADDOPTS="", STAGE_TIMINGS="",
+                                      GUARD_INVENTORY_JSON=inventory_json))
         outcomes = junit_outcomes(report) if os.path.exists(report) else {}
     tail = "\n".join(out.stdout.splitlines()[-15:])
     return out.returncode, tail, outcomes
-
-
-def junit_outcomes(path):
-    """Counts of a JUnit report's test cases by outcome. An error (a fixture
-    that could not be set up) is not a failure of the guard's assertion."""
-    counts = dict(failed=0, errors=0, skipped=0, passed=0)
-    # (the report of our own pytest run, written a moment ago)
-    for case in ElementTree.parse(path).getroot().iter("testcase"):  # noqa: S314
-        kinds = {child.tag for child in case}
-        if "error" in kinds:
-            counts["errors"] += 1
-        elif "failure" in kinds:
-            counts["failed"] += 1
-        elif "skipped" in kinds:
-            counts["skipped"] += 1
-        else:
-            counts["passed"] += 1
-    return counts
-
-
-def failed_by_assertion(code, outcomes):
-    """The guard failed the way a missing protection makes it fail: exit 1,
-    at least one case failed, none errored."""
-    return code == 1 and outcomes.get("failed", 0) >= 1 and outcomes.get("errors", 0) == 0
-
-
-def passed_wholly(code, outcomes):
-    """The guard passed, and really ran: exit 0, at least one case passed,
-    none failed, errored or was skipped."""
-    return (code == 0 and outcomes.get("passed", 0) >= 1
-            and not any(outcomes.get(k, 0) for k in ("failed", "errors", "skipped")))
 
 
 def save(row):
@@ -496,7 +492,7 @@ def save(row):
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
-def test_mutants_are_caught(request, mutation):
+def test_mutants_are_caught(request, mutation, listed_inventory):
     config = request.config
     host = testinfra.get_host(f"ansible://{mutation.instance}?ansible_inventory="
                               f"{config.option.ansible_inventory}", sudo=True)
@@ -512,7 +508,7 @@ def test_mutants_are_caught(request, mutation):
         assert applied.rc == 0, f"the mutation could not be made: {applied.stderr}"
         for path in mutation.files:   # it really changed something
             assert host.run(f"cmp -s {path} {backup}/{os.path.basename(path)}").rc == 1, path
-        code, out_mutated, outcomes = run_guard(config, mutation)
+        code, out_mutated, outcomes = run_guard(config, mutation, listed_inventory)
         row.update(mutated=code, mutated_outcomes=outcomes)
     finally:
         if mutation.undo:
@@ -520,13 +516,13 @@ def test_mutants_are_caught(request, mutation):
         for path in mutation.files:
             host.run_expect([0], f"cp -a {backup}/{os.path.basename(path)} {path}")
         host.run_expect([0], mutation.settle)
-    code, out_restored, restored = run_guard(config, mutation)
-    failed = failed_by_assertion(row["mutated"], row["mutated_outcomes"])
+    code, out_restored, restored = run_guard(config, mutation, listed_inventory)
+    failed = failed_in_its_body(row["mutated"], row["mutated_outcomes"])
     row.update(restored=code, restored_outcomes=restored,
                caught=failed and passed_wholly(code, restored),
                seconds=round(time.monotonic() - started, 1))
     save(row)
-    assert failed, ("the guard did not fail by an assertion without the protection "
+    assert failed, ("the guard did not fail in its body without the protection "
                     f"{row['mutated_outcomes']}:\n{out_mutated}")
     assert passed_wholly(code, restored), ("the guard does not pass (wholly) after the "
                                            f"protection came back {restored}:\n{out_restored}")
