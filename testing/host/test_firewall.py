@@ -39,9 +39,30 @@ def expected_rules(host):
     return sorted(rules)
 
 
+# A rule of the form the roles write: one TCP port, inbound, from one source
+# (ufw prints the role's comment after it)
+RULE = re.compile(r"^(\d+/tcp(?: \(v6\))?)\s+(LIMIT|ALLOW|DENY|REJECT) IN\s+"
+                  r"(\S+(?: \(v6\))?)(?:\s+#.*)?$")
+
+
+def listed_rules(status):
+    """Every rule `ufw status verbose` lists (the lines under its "--" line):
+    those of the roles' form as (port, action, from), and any other line
+    whole (a port range, both protocols, an interface, outbound)."""
+    table = status.partition("\n--")[2].split("\n")[1:]
+    rules, other = [], []
+    for line in filter(str.strip, table):
+        match = RULE.match(line.rstrip())
+        if match:
+            rules.append(match.groups())
+        else:
+            other.append(line.strip())
+    return rules, other
+
+
 def test_only_ssh_http_https_are_allowed(host):
-    rules = re.findall(r"^(\d+/tcp(?: \(v6\))?)\s+(LIMIT|ALLOW|DENY|REJECT) IN\s+"
-                       r"(\S+(?: \(v6\))?)", ufw_status(host), re.MULTILINE)
+    rules, other = listed_rules(ufw_status(host))
+    assert other == [], "rules of a form the roles never write"
     # IPv4 and IPv6: exactly these, from exactly these sources, nothing else
     assert sorted(rules) == expected_rules(host)
 
