@@ -58,19 +58,23 @@ SUDO_AUDIT_RULE = ("always,exit -F path=/usr/bin/sudo -F perm=x -F 'auid>=1000' 
                    "-F 'auid!=unset' -k privileged")
 TIME_AUDIT_RULE = "always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change"
 MODULES_AUDIT_RULE = "always,exit -F arch=b64 -S init_module,finit_module,delete_module -k modules"
-# The account files' backups (passwd- ...) and sub-id files that useradd,
+BACKUP = "/root/mutant-backup"   # a row's copies of the files it changes, made anew each row
+# The account files' backups (passwd- ...), the sub-id files, and the login
+# records (useradd extends lastlog and faillog to the new uid) that useradd,
 # usermod and userdel rewrite besides the change itself: kept before a row
 # that changes an account, put back after it (a file that was not there is
 # removed), so the row leaves the instance as it found it. A keep that
 # failed stops the row (exit 1) and leaves no mark: nothing is then removed
 # as "not there before".
-ACCOUNT_FILES = "passwd- group- shadow- gshadow- subuid subgid subuid- subgid-"
-KEEP_ACCOUNT_FILES = (f"for f in {ACCOUNT_FILES}; do [ ! -e /etc/$f ] || "
-                      "cp -a /etc/$f /root/mutant-backup/$f || exit 1; done; "
-                      "touch /root/mutant-backup/.accounts-kept")
-RESTORE_ACCOUNT_FILES = (f"if [ -e /root/mutant-backup/.accounts-kept ]; then for f in "
-                         f"{ACCOUNT_FILES}; do if [ -e /root/mutant-backup/$f ]; then "
-                         "cp -a /root/mutant-backup/$f /etc/$f; else rm -f /etc/$f; fi; done; fi")
+ACCOUNT_FILES = ("/etc/passwd- /etc/group- /etc/shadow- /etc/gshadow- /etc/subuid /etc/subgid "
+                 "/etc/subuid- /etc/subgid- /var/log/lastlog /var/log/faillog")
+KEPT_AS = f'{BACKUP}/account$(echo "$f" | tr / _)'
+KEEP_ACCOUNT_FILES = (f"for f in {ACCOUNT_FILES}; do [ ! -e $f ] || "
+                      f"cp -a --sparse=always $f {KEPT_AS} || exit 1; done; "
+                      f"touch {BACKUP}/.accounts-kept")
+RESTORE_ACCOUNT_FILES = (f"if [ -e {BACKUP}/.accounts-kept ]; then for f in "
+                         f"{ACCOUNT_FILES}; do if [ -e {KEPT_AS} ]; then "
+                         f"cp -a --sparse=always {KEPT_AS} $f; else rm -f $f; fi; done; fi")
 RELOAD_NGINX = "nginx -t -q && systemctl reload nginx && sleep 1"
 RELOAD_SSH = "sshd -t && systemctl reload ssh"
 RESTART_API = "systemctl daemon-reload && systemctl restart supermega-api.service"
@@ -111,12 +115,16 @@ def at_run_time(name, command, undo, guard, **kw):
 
 def later_file(name, path, text, guard, settle="true", **kw):
     """A protection overridden by a file that sorts after the role's (a
-    drop-in, an apt.conf.d or sudoers.d entry), removed again afterwards."""
+    drop-in, an apt.conf.d or sudoers.d entry), removed again afterwards,
+    with its folder if the row made it (a unit's first drop-in)."""
+    folder = os.path.dirname(path)
     mode = " && chmod 0440 " + path if path.startswith("/etc/sudoers.d/") else ""
     lines = " ".join(shlex.quote(line) for line in text.split("\n"))   # one argument a line
-    return Mutation(name, [], f"mkdir -p {os.path.dirname(path)} && "
+    return Mutation(name, [], f"{{ [ -d {folder} ] || {{ mkdir -p {folder} && "
+                    f"touch {BACKUP}/.made-folder; }}; }} && "
                     f"printf '%s\\n' {lines} > {path}{mode}", settle,
-                    guard, undo=f"rm -f {path}", **kw)
+                    guard, undo=f"rm -f {path} && {{ [ ! -e {BACKUP}/.made-folder ] || "
+                                f"rmdir {folder}; }}", **kw)
 
 
 # An image baked from an older base, as the AMI's is (Canonical's image of
@@ -275,16 +283,12 @@ MUTATIONS = [
     Mutation("SSH open to any account with a key (AllowGroups removed)", [SSHD],
              f"sed -i '/^AllowGroups/d' {SSHD}", RELOAD_SSH,
              "test_ssh.py::test_ssh_only_for_the_login_group"),
-    Mutation("the API's syscall filter reset by a drop-in", [],
-             f"mkdir -p {os.path.dirname(API_DROPIN)} && "
-             f"printf '[Service]\\nSystemCallFilter=\\n' > {API_DROPIN}", RESTART_API,
-             "test_api_unit.py::test_the_api_runs_under_a_syscall_filter",
-             undo=f"rm -f {API_DROPIN}"),
-    Mutation("the API given the network by a drop-in (PrivateNetwork=no)", [],
-             f"mkdir -p {os.path.dirname(API_DROPIN)} && "
-             f"printf '[Service]\\nPrivateNetwork=no\\n' > {API_DROPIN}", RESTART_API,
-             "test_api_unit.py::test_service_properties", select="PrivateNetwork",
-             undo=f"rm -f {API_DROPIN}"),
+    later_file("the API's syscall filter reset by a drop-in", API_DROPIN,
+               "[Service]\nSystemCallFilter=",
+               "test_api_unit.py::test_the_api_runs_under_a_syscall_filter", settle=RESTART_API),
+    later_file("the API given the network by a drop-in (PrivateNetwork=no)", API_DROPIN,
+               "[Service]\nPrivateNetwork=no", "test_api_unit.py::test_service_properties",
+               settle=RESTART_API, select="PrivateNetwork"),
     # (its pid-file lines stay: without them systemd waits for the distribution's
     # /run/nginx.pid, which this nginx.conf never writes, and the restart times out)
     Mutation("nginx's sandbox directives dropped (the distribution's unit)", [NGINX_SANDBOX],
@@ -373,11 +377,10 @@ MUTATIONS = [
                 f"chmod g+w {API_CONFIG_DIR}/gunicorn.conf.py",
                 f"chmod g-w {API_CONFIG_DIR}/gunicorn.conf.py",
                 "test_files.py::test_app_files_are_not_writable_by_the_service_user"),
-    Mutation("the API given a capability by a drop-in (CAP_NET_RAW)", [],
-             f"mkdir -p {os.path.dirname(API_DROPIN)} && "
-             f"printf '[Service]\\nCapabilityBoundingSet=CAP_NET_RAW\\n' > {API_DROPIN}",
-             RESTART_API, "test_api_unit.py::test_service_properties",
-             select="CapabilityBoundingSet", undo=f"rm -f {API_DROPIN}"),
+    later_file("the API given a capability by a drop-in (CAP_NET_RAW)", API_DROPIN,
+               "[Service]\nCapabilityBoundingSet=CAP_NET_RAW",
+               "test_api_unit.py::test_service_properties", settle=RESTART_API,
+               select="CapabilityBoundingSet"),
     # (the score reads the unit as systemd loaded it: a reload, no restart)
     later_file("every capability allowed to the API by a drop-in (its exposure score)",
                API_DROPIN, "[Service]\nCapabilityBoundingSet=~",
@@ -404,15 +407,15 @@ MUTATIONS = [
     Mutation("a build key left in root's authorized_keys", [],
              # (root's .ssh kept as it was, or its absence: put back afterwards,
              # only once the keep succeeded)
-             "{ [ ! -e /root/.ssh ] || cp -a /root/.ssh /root/mutant-backup/ssh || exit 1; } "
-             "&& touch /root/mutant-backup/.ssh-kept && "
+             f"{{ [ ! -e /root/.ssh ] || cp -a /root/.ssh {BACKUP}/ssh || exit 1; }} "
+             f"&& touch {BACKUP}/.ssh-kept && "
              "install -d -m 0700 /root/.ssh && echo 'ssh-ed25519 "
              "AAAAC3NzaC1lZDI1NTE5AAAAIMutantMutantMutantMutantMutantMutantMutantMu "
              "packer-build-mutant' >> /root/.ssh/authorized_keys", "true",
              "test_image.py::test_no_authorized_key_but_the_instances_own", suite=EDGE,
-             undo="if [ -e /root/mutant-backup/.ssh-kept ]; then rm -rf /root/.ssh && "
-                  "{ [ ! -e /root/mutant-backup/ssh ] || "
-                  "cp -a /root/mutant-backup/ssh /root/.ssh; }; fi"),
+             undo=f"if [ -e {BACKUP}/.ssh-kept ]; then rm -rf /root/.ssh && "
+                  f"{{ [ ! -e {BACKUP}/ssh ] || "
+                  f"cp -a {BACKUP}/ssh /root/.ssh; }}; fi"),
     Mutation("a kernel argument dropped from the next boot's menu (mce=0)", [GRUB_CFG],
              f"sed -i 's/ mce=0//' {GRUB_CFG}", "true",
              "test_kernel.py::test_the_next_boot_has_the_hardening_kernel_arguments"),
@@ -499,23 +502,26 @@ def test_mutants_are_caught(request, mutation, listed_inventory):
     started = time.monotonic()
     row = {"mutation": mutation.name, "instance": mutation.instance,
            "guard": mutation.guard + (f" (-k '{mutation.select}')" if mutation.select else "")}
-    backup = "/root/mutant-backup"
-    host.run_expect([0], f"rm -rf {backup} && mkdir -p {backup}")
-    for path in mutation.files:
-        host.run_expect([0], f"cp -a {path} {backup}/{os.path.basename(path)}")
+    # Three commands on the instance a row, besides the guard's runs (each
+    # SSH command costs the instance a sudo session: under emulation that
+    # is most of a row's time when it was one command a file).
+    copies = [(path, f"{BACKUP}/{os.path.basename(path)}") for path in mutation.files]
+    host.run_expect([0], "set -e; " + "; ".join(
+        [f"rm -rf {BACKUP}", f"mkdir -p {BACKUP}"] + [f"cp -a {p} {c}" for p, c in copies]))
     try:
-        applied = host.run(f"set -e; {shell(mutation.apply)}; {mutation.settle}")
+        # the change, its settle, then each kept file must differ (cmp exit 1)
+        applied = host.run(f"set -e; {shell(mutation.apply)}; {mutation.settle}; " + "".join(
+            f"rc=0; cmp -s {p} {c} || rc=$?; [ $rc -eq 1 ] || "
+            f"{{ echo 'the mutation left {p} as it was' >&2; exit 3; }}; " for p, c in copies))
         assert applied.rc == 0, f"the mutation could not be made: {applied.stderr}"
-        for path in mutation.files:   # it really changed something
-            assert host.run(f"cmp -s {path} {backup}/{os.path.basename(path)}").rc == 1, path
         code, out_mutated, outcomes = run_guard(config, mutation, listed_inventory)
         row.update(mutated=code, mutated_outcomes=outcomes)
     finally:
-        if mutation.undo:
-            host.run(shell(mutation.undo))
-        for path in mutation.files:
-            host.run_expect([0], f"cp -a {backup}/{os.path.basename(path)} {path}")
-        host.run_expect([0], mutation.settle)
+        # the undo (its exit status ignored, as it may find nothing to undo),
+        # then the copies put back and the settle, each of which must succeed
+        host.run_expect([0], (f"( {shell(mutation.undo)} ) || true; " if mutation.undo else "")
+                        + "set -e; " + "".join(f"cp -a {c} {p}; " for p, c in copies)
+                        + mutation.settle)
     code, out_restored, restored = run_guard(config, mutation, listed_inventory)
     failed = failed_in_its_body(row["mutated"], row["mutated_outcomes"])
     row.update(restored=code, restored_outcomes=restored,
