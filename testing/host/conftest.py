@@ -243,13 +243,17 @@ def logged_statuses(host, tag, attempts=20):
 
 @pytest.fixture
 def logged(host):
-    """logged(text, path=nginx's access log) -> the lines of PATH holding TEXT,
-    once they are there: nginx flushes its buffered log every second, so this
+    """logged(text, path=nginx's access log, not_in=None) -> the lines of PATH
+    holding TEXT, once they are there (or at once a failure if they went to
+    NOT_IN instead): nginx flushes its buffered log every second, so this
     polls inside the host (one SSH call), bounded, instead of sleeping."""
 
-    def wait(text, path="/var/log/nginx/access.log", timeout=15):
+    def wait(text, path="/var/log/nginx/access.log", timeout=15, not_in=None):
+        # not_in: a file the line must not go to (it fails at once when it does)
+        wrong = (f"grep -qF -- {shlex.quote(text)} {not_in} && exit 2; " if not_in else "")
         out = host.run(f"for i in $(seq {timeout * 10}); do grep -F -- {shlex.quote(text)} "
-                       f"{path} && exit 0; sleep 0.1; done; exit 1")
+                       f"{path} && exit 0; {wrong}sleep 0.1; done; exit 1")
+        assert out.rc != 2, f"{text!r} went to {not_in}, not to {path}"
         assert out.rc == 0, f"{text!r} not in {path} after {timeout} s"
         return out.stdout.splitlines()
 
