@@ -8,13 +8,15 @@ and the test holds exactly that (docs/testing.md, "Faults"):
   reload (HUP), twice         nothing fails
   kill -9 of one worker       at most its in-flight requests (its threads)
   kill -9 of the master       at most the requests in flight (one per
-                              connection); healthy again no slower than a
-                              deliberate restart under the same load (+1 s)
+                              connection); healthy again within 1.5 times
+                              a deliberate restart under the same load, run
+                              right after it
   restart of gunicorn         nothing fails (systemd's socket queues them)
   restart of nginx            connections refused or reset while it restarts
                               (socket errors, counted), never an error status;
-                              serving within 5 s of the restart command's
-                              return; nothing fails after
+                              serving again, after the restart command returns,
+                              within 0.75 of the time the command itself took;
+                              nothing fails after
   forced logrotate            every answered request logged
 """
 
@@ -38,16 +40,27 @@ def under_load(host, wrk, tag, inject, settle=8):
     return wait_background_wrk(host, pid, tag)
 
 
-# The claim: a crashed master heals as fast as a deliberate restart under the
-# same load (systemd restarts the master at once, the socket holds the
-# requests), measured side by side in the same run: a ratio to a reference,
-# not an absolute time that follows the machine's hour (the old 5 s goal
-# held on KVM only; under TCG starting Python alone takes seconds and varies
-# with the other lane's load). Both times are recorded.
-HEAL_OVER_RESTART_S = 1.0
+# The claim: a crashed master heals about as fast as a deliberate restart
+# under the same load (systemd restarts it after 200 ms, the socket holds
+# the requests), measured side by side in the same run: a ratio to a
+# reference, not an absolute time that follows the machine's hour (the old
+# 5 s goal held on KVM only; under TCG starting Python alone takes seconds
+# and varies with the other lane's load). Both times are recorded. Both
+# include gunicorn's start, which under emulation varies by seconds from one
+# start to the next, so one sample of each is not "never slower": heal /
+# restart measured 6.9/8.7, 6.9/9.8, 7.0/16.0 s in three CI runs (0.79,
+# 0.70, 0.44) and 9.8/8.9 s (1.10) alone on CI's image of d8478cd, where a
+# bound of 1.0 failed. 1.5 holds and still catches a crash left to a
+# restart delay of a restart's length.
+HEAL_OVER_RESTART = 1.5
 # Serving again after `systemctl restart nginx` returns (nginx's unit is
-# Type=forking: the command returns once the new master listens).
-NGINX_SERVES_AFTER_RESTART_S = 5
+# Type=forking: the command returns once the new master listens), as a
+# share of the time the command itself took, both timed in the guest in one
+# probe: the machine's hour moves both alike. Measured in the last three CI
+# runs (serving after / command): 2.66/7.21, 2.98/7.54, 3.35/8.50 s: 0.37,
+# 0.40, 0.39. An nginx that accepts before it can answer (workers slow to
+# start, a blocking lookup at start) takes the ratio past it.
+NGINX_SERVING_OVER_COMMAND = 0.75
 
 
 def heal_probe(killed_pid_expr, start):
@@ -61,7 +74,7 @@ def heal_probe(killed_pid_expr, start):
             "echo $(( ($(date +%s%N) - t0) / 1000000 ))")
 
 
-def test_kill_9_master_heals_as_fast_as_a_restart(host, wrk, record):
+def test_kill_9_master_heals_within_1_5_times_a_restart(host, wrk, record):
     timing = {}
     main = f"$(systemctl show -p MainPID --value {API}.service)"
 
@@ -79,12 +92,13 @@ def test_kill_9_master_heals_as_fast_as_a_restart(host, wrk, record):
     result = under_load(host, wrk, "kill-master", kill)
     restarted = under_load(host, wrk, "restart-master", restart)
     healed, restart = timing["healed"], timing["restart"]
+    ratio = round(healed / restart, 2)
     record("faults", {"kill_9_master": {"healthy_after_s": healed,
                                         "restart_healthy_after_s": restart,
-                                        "bound_s": round(restart + HEAL_OVER_RESTART_S, 2),
+                                        "ratio": ratio, "ratio_bound": HEAL_OVER_RESTART,
                                         **result, "restart_load": restarted}})
     assert healed < 30, "not healthy 30 s after kill -9"
-    assert healed <= restart + HEAL_OVER_RESTART_S, timing
+    assert healed <= restart * HEAL_OVER_RESTART, {**timing, "ratio": ratio}
     assert result["requests"] > 0
     # what a client may see: the requests in flight when the master died (at
     # most one per connection) fail; the rest wait on the socket
@@ -151,20 +165,23 @@ def test_restart_nginx_refuses_connections_only_while_it_restarts(host, wrk, rec
     """A restart (not a reload) closes open client connections and refuses
     new ones until the new master listens: those are counted (socket errors),
     never answered with an error status; nginx serves again within
-    NGINX_SERVES_AFTER_RESTART_S of the restart command's return, and a load
-    right after fails nothing."""
+    NGINX_SERVING_OVER_COMMAND times the command's own time after it returns,
+    and a load right after fails nothing."""
     timing = {}
 
     def restart_nginx():
         command_ms, serving_ms = host.check_output(NGINX_RESTART_PROBE).split()
         timing.update(restart_command_s=int(command_ms) / 1000,
-                      serving_after_command_s=int(serving_ms) / 1000)
+                      serving_after_command_s=int(serving_ms) / 1000,
+                      ratio=round(int(serving_ms) / int(command_ms), 2),
+                      ratio_bound=NGINX_SERVING_OVER_COMMAND)
 
     result = under_load(host, wrk, "nginx-restart", restart_nginx)
     after = wrk(host, "https://127.0.0.1", CONNECTIONS, 10, tag="after-nginx-restart")
     record("faults", {"nginx_restart": {**timing, **result, "after": after}})
     assert result["non_2xx_3xx"] == 0, result
-    assert timing["serving_after_command_s"] <= NGINX_SERVES_AFTER_RESTART_S, timing
+    assert (timing["serving_after_command_s"]
+            <= timing["restart_command_s"] * NGINX_SERVING_OVER_COMMAND), timing
     assert after["non_2xx_3xx"] == 0 and after["socket_errors"] == 0, after
 
 
