@@ -494,6 +494,17 @@ def save(row):
         json.dump(rows, f, indent=1)
 
 
+def apply_script(mutation, copies):
+    """One shell script: the change, its settle, then each kept file must
+    differ from its copy (cmp exit 1, else exit 3 naming it). A settle is an
+    && list, and under set -e a failure before its last command would not
+    stop the script: its status is taken explicitly."""
+    checks = "".join(f"rc=0; cmp -s {p} {c} || rc=$?; [ $rc -eq 1 ] || "
+                     f"{{ echo 'the mutation left {p} as it was' >&2; exit 3; }}; "
+                     for p, c in copies)
+    return f"set -e; {shell(mutation.apply)}; {{ {mutation.settle}; }} || exit $?; {checks}"
+
+
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
 def test_mutants_are_caught(request, mutation, listed_inventory):
     config = request.config
@@ -509,10 +520,7 @@ def test_mutants_are_caught(request, mutation, listed_inventory):
     host.run_expect([0], "set -e; " + "; ".join(
         [f"rm -rf {BACKUP}", f"mkdir -p {BACKUP}"] + [f"cp -a {p} {c}" for p, c in copies]))
     try:
-        # the change, its settle, then each kept file must differ (cmp exit 1)
-        applied = host.run(f"set -e; {shell(mutation.apply)}; {mutation.settle}; " + "".join(
-            f"rc=0; cmp -s {p} {c} || rc=$?; [ $rc -eq 1 ] || "
-            f"{{ echo 'the mutation left {p} as it was' >&2; exit 3; }}; " for p, c in copies))
+        applied = host.run(apply_script(mutation, copies))
         assert applied.rc == 0, f"the mutation could not be made: {applied.stderr}"
         code, out_mutated, outcomes = run_guard(config, mutation, listed_inventory)
         row.update(mutated=code, mutated_outcomes=outcomes)
