@@ -508,11 +508,12 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
     master = faults.get("kill_9_master", {})
     if master:
         restart = master.get("restart_healthy_after_s")
+        bound = (f"asserted: at most {master['ratio_bound']}" if "ratio_bound" in master
+                 else "this run's bound was not a ratio")
         lines.append(f"\nkill -9 of the master: healthy after {master['healthy_after_s']} s; a "
                      f"deliberate restart under the same load, right after: {restart} s: ratio "
-                     f"{master.get('ratio', '?')} (asserted: at most "
-                     f"{master.get('ratio_bound', '?')}; failed requests at most one per "
-                     "connection).")
+                     f"{round(master['healthy_after_s'] / restart, 2) if restart else '?'} "
+                     f"({bound}; failed requests at most one per connection).")
     worker = faults.get("kill_9_worker", {})
     if worker:
         lines.append(f"kill -9 of a worker: {worker.get('nginx_502', '?')} requests got 502 from "
@@ -522,8 +523,9 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
         after = nginx.get("after", {})
         lines.append(f"Restart of nginx: the command took {nginx['restart_command_s']} s, nginx "
                      f"served {nginx['serving_after_command_s']} s after it returned: ratio "
-                     f"{nginx.get('ratio', '?')} (asserted: at most "
-                     f"{nginx.get('ratio_bound', '?')} of the command's time); "
+                     f"{round(nginx['serving_after_command_s'] / nginx['restart_command_s'], 2)} "
+                     + (f"(asserted: at most {nginx['ratio_bound']} of the command's time); "
+                        if "ratio_bound" in nginx else "(this run's bound was not a ratio); ") +
                      f"in the 10 s after: {after.get('requests', '?')} requests, "
                      f"{after.get('socket_errors', '?')} socket errors.")
     rot = faults.get("logrotate_under_load", {})
