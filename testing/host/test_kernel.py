@@ -140,6 +140,17 @@ def test_every_interface_filters_reverse_paths_strictly(host):
     assert all(v == 1 for v in effective.values()), effective
 
 
+def test_one_default_route_so_no_reply_fails_the_reverse_path_check(host):
+    """With strict reverse-path filtering, a host with two default routes of
+    one metric loses connections: the kernel takes the other route after a
+    pause, and the replies that come in by that NIC are checked against the
+    first route and dropped (ADR 0021: every other fresh connect to the
+    mirror timed out on make up's two-NIC VM before its Vagrantfile took the
+    route off the forwarded-ports NIC)."""
+    routes = host.check_output("ip -4 route show default").splitlines()
+    assert len(routes) == 1, routes
+
+
 def test_sysctl_survives_reboot_via_config_file(host):
     content = host.file("/etc/sysctl.d/99-zz-hardening.conf").content_string
     assert "net.ipv4.conf.all.rp_filter = 1" in content
