@@ -505,15 +505,21 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
                       if "serving_after_command_s" in r else "n/a")
             lines.append(f"| {label} | {healed} | {r['requests']} | {r['socket_errors']} | "
                          f"{r['non_2xx_3xx']} |")
+
+    def ratio(record, value, reference, of="", note=""):
+        """A fault's time over its reference, with the bound its run asserted
+        (older results files held an absolute bound: said so)."""
+        bound = (f"asserted: at most {record['ratio_bound']}{of}" if "ratio_bound" in record
+                 else "this run's bound was not a ratio")
+        return f"ratio {round(value / reference, 2) if reference else '?'} ({bound}{note})"
+
     master = faults.get("kill_9_master", {})
     if master:
         restart = master.get("restart_healthy_after_s")
-        bound = (f"asserted: at most {master['ratio_bound']}" if "ratio_bound" in master
-                 else "this run's bound was not a ratio")
         lines.append(f"\nkill -9 of the master: healthy after {master['healthy_after_s']} s; a "
-                     f"deliberate restart under the same load, right after: {restart} s: ratio "
-                     f"{round(master['healthy_after_s'] / restart, 2) if restart else '?'} "
-                     f"({bound}; failed requests at most one per connection).")
+                     f"deliberate restart under the same load, right after: {restart} s: "
+                     + ratio(master, master["healthy_after_s"], restart,
+                             note="; failed requests at most one per connection") + ".")
     worker = faults.get("kill_9_worker", {})
     if worker:
         lines.append(f"kill -9 of a worker: {worker.get('nginx_502', '?')} requests got 502 from "
@@ -522,10 +528,9 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
     if nginx and "restart_command_s" in nginx:
         after = nginx.get("after", {})
         lines.append(f"Restart of nginx: the command took {nginx['restart_command_s']} s, nginx "
-                     f"served {nginx['serving_after_command_s']} s after it returned: ratio "
-                     f"{round(nginx['serving_after_command_s'] / nginx['restart_command_s'], 2)} "
-                     + (f"(asserted: at most {nginx['ratio_bound']} of the command's time); "
-                        if "ratio_bound" in nginx else "(this run's bound was not a ratio); ") +
+                     f"served {nginx['serving_after_command_s']} s after it returned: "
+                     + ratio(nginx, nginx["serving_after_command_s"], nginx["restart_command_s"],
+                             of=" of the command's time") + "; "
                      f"in the 10 s after: {after.get('requests', '?')} requests, "
                      f"{after.get('socket_errors', '?')} socket errors.")
     rot = faults.get("logrotate_under_load", {})
