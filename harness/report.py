@@ -501,6 +501,8 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
         r = faults.get(key)
         if r:
             healed = (f"{r['healthy_after_s']} s" if "healthy_after_s" in r else
+                      f"{r['first_probe_after_command_s']} s after the command"
+                      if "first_probe_after_command_s" in r else
                       f"{r['serving_after_command_s']} s after the command"
                       if "serving_after_command_s" in r else "n/a")
             lines.append(f"| {label} | {healed} | {r['requests']} | {r['socket_errors']} | "
@@ -527,11 +529,17 @@ def verification(t, build, nfr, native, mutants, baseline=None, docs_dir=None):
     nginx = faults.get("nginx_restart", {})
     if nginx and "restart_command_s" in nginx:
         after = nginx.get("after", {})
-        lines.append(f"Restart of nginx: the command took {nginx['restart_command_s']} s, nginx "
-                     f"served {nginx['serving_after_command_s']} s after it returned: "
-                     + ratio(nginx, nginx["serving_after_command_s"], nginx["restart_command_s"],
-                             of=" of the command's time") + "; "
-                     f"in the 10 s after: {after.get('requests', '?')} requests, "
+        if "first_probe_after_command_s" in nginx:
+            served = (f"the first connection after it returned was answered in "
+                      f"{nginx['first_probe_after_command_s']} s (curl exit "
+                      f"{nginx['first_probe_curl_exit']}, HTTP {nginx['first_probe_status']}; "
+                      "asserted: answered, 200, within 30 s)")
+        else:
+            served = (f"nginx served {nginx['serving_after_command_s']} s after it returned: "
+                      + ratio(nginx, nginx["serving_after_command_s"],
+                              nginx["restart_command_s"], of=" of the command's time"))
+        lines.append(f"Restart of nginx: the command took {nginx['restart_command_s']} s, "
+                     f"{served}; in the 10 s after: {after.get('requests', '?')} requests, "
                      f"{after.get('socket_errors', '?')} socket errors.")
     rot = faults.get("logrotate_under_load", {})
     if rot:

@@ -142,3 +142,16 @@ def test_a_red_run_says_which_stages_failed():
                           "lane_image_exit_code": 1})
     assert line.startswith("**This run was red**")
     assert "`lane_image`, `molecule_image`" in line and "lint" not in line
+
+
+def test_the_nginx_restart_line_gives_the_first_probe_and_what_was_asserted(tmp_path):
+    nfr = {"faults": {"nginx_restart": {
+        "restart_command_s": 8.1, "first_probe_after_command_s": 3.2,
+        "first_probe_curl_exit": 0, "first_probe_status": "200", "requests": 900,
+        "socket_errors": 16, "non_2xx_3xx": 0,
+        "after": {"requests": 700, "socket_errors": 0}}}}
+    text = verification(TIMINGS, {}, nfr, {}, [], docs_dir=str(tmp_path))
+    assert ("Restart of nginx: the command took 8.1 s, the first connection after it returned "
+            "was answered in 3.2 s (curl exit 0, HTTP 200; asserted: answered, 200, within "
+            "30 s); in the 10 s after: 700 requests, 0 socket errors.") in text
+    assert "| restart nginx | 3.2 s after the command | 900 | 16 | 0 |" in text
