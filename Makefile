@@ -15,7 +15,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # shell ones by shellcheck.
 PY_SOURCES := app harness testing tools aws packer/scripts ansible/roles/api/files \
               ansible/roles/nginx/files/supermega-edge-config \
-              ansible/roles/metrics/files/supermega-metrics-config
+              ansible/roles/metrics/files/supermega-metrics-config \
+              ansible/roles/journal_upload/files/supermega-journal-ship
 SH_SOURCES := .ci/run tools/*.sh packer/*.sh packer/scripts/*.sh packer/base-image/build.sh \
               ansible/roles/firewall/files/supermega-firewall-boot testing/image/*.sh
 
