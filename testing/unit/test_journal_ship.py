@@ -9,15 +9,13 @@ implementation it shares no code with. The same program runs at boot on the
 image's instances in `make fleet-check` (testing/fleet)."""
 
 import datetime
-import importlib.machinery
-import importlib.util
 import json
 import os
 import stat
 
 import pytest
 
-from harness import ROOT
+from harness import ROOT, program
 from harness.aws import Emulator
 from harness.pki import log_pki
 from harness.vm import free_port
@@ -27,15 +25,7 @@ TEMPLATE = os.path.join(ROOT, "ansible", "roles", "journal_upload", "templates",
                         "journal-upload.conf.j2")
 
 
-def load_tool():
-    loader = importlib.machinery.SourceFileLoader("journal_ship", TOOL)
-    spec = importlib.util.spec_from_loader("journal_ship", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-ship = load_tool()
+ship = program(TOOL)
 
 
 @pytest.fixture(scope="module")
