@@ -187,3 +187,29 @@ def test_the_flush_waits_for_the_uploaders_cursor_bounded(tmp_path, monkeypatch)
     assert ship.flush(args) == 0
     state.write_text("LAST_CURSOR=s=abc;i=1e;b=x\n")
     assert ship.flush(args) == 1
+
+
+def test_a_reply_that_is_not_an_object_is_refused_not_a_crash(monkeypatch):
+    monkeypatch.setattr(ship, "http", lambda request, what: (400, b"[]"))
+    settings = ship.validate({"collector_url": "https://logs", "client_secret": "fleet/x",
+                              "region": "eu-west-2"})
+    with pytest.raises(ship.Refused) as e:
+        ship.get_secret(settings, {"AccessKeyId": "a", "SecretAccessKey": "b", "Token": ""})
+    assert e.value.reason == "fetch_refused"
+
+
+def test_any_other_fault_is_named_and_seen_by_monitoring(world, tmp_path, capsys, monkeypatch):
+    def broken(*args):
+        raise OSError("No space left on device")
+    monkeypatch.setattr(ship, "configure", broken)
+    status, out = run(world, tmp_path)
+    err = capsys.readouterr().err
+    assert status == 1 and "journal shipping refused (internal_error): OSError" in err, err
+    assert 'supermega_journal_shipping_configured{reason="internal_error"} 0' in (
+        out / "metric.prom").read_text()
+
+
+def test_a_url_with_a_password_is_refused_without_echoing_it(world, tmp_path, capsys):
+    status, _ = run(world, tmp_path, collector_url="https://user:hunter2@logs:19532")
+    err = capsys.readouterr().err
+    assert status == 1 and "setting collector_url" in err and "hunter2" not in err, err
