@@ -161,7 +161,7 @@ vagrant-destroy: ## `vagrant destroy -f` and stop the libvirt daemons this proje
 	bash tools/vagrant-local.sh stop-daemons
 
 .PHONY: fleet-check
-fleet-check: venv ## HAProxy on loopback before instances of the baked image: callers (mTLS at the edge), abusive client, rolling replacement, instance lost
+fleet-check: venv ## HAProxy on loopback before instances of the baked image: callers (mTLS at the edge), abusive client, rolling replacement, instance lost; the journal shipped from boot (moto for Secrets Manager), at a scale-in, and refused by name
 	$(BIN)/python -m harness.timed fleet_check -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/fleet
 
 .PHONY: boot-alone

@@ -239,7 +239,7 @@ def test_client_networks_are_named_never_everyone(template):
 
 def test_the_instance_role_is_ssm_and_with_a_collector_one_secret(template):
     """SSM Session Manager; with a journal collector, GetSecretValue on the
-    one secret named, and nothing else (make fleet-lint's rule E9105 holds
+    one secret named, and nothing else (make fleet-lint's rule E9007 holds
     every GetSecretValue grant to that)."""
     role = resource(template, "InstanceRole")
     assert role["ManagedPolicyArns"] == [
