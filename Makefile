@@ -15,8 +15,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # shell ones by shellcheck.
 PY_SOURCES := app harness testing tools aws packer/scripts ansible/roles/api/files \
               ansible/roles/nginx/files/supermega-edge-config \
-              ansible/roles/metrics/files/supermega-metrics-config \
-              ansible/roles/journal_upload/files/supermega-journal-ship
+              ansible/roles/metrics/files/supermega-metrics-config
 SH_SOURCES := .ci/run tools/*.sh packer/*.sh packer/scripts/*.sh packer/base-image/build.sh \
               ansible/roles/firewall/files/supermega-firewall-boot testing/image/*.sh
 
@@ -161,7 +160,7 @@ vagrant-destroy: ## `vagrant destroy -f` and stop the libvirt daemons this proje
 	bash tools/vagrant-local.sh stop-daemons
 
 .PHONY: fleet-check
-fleet-check: venv ## HAProxy on loopback before instances of the baked image: callers (mTLS at the edge), abusive client, rolling replacement, instance lost; the journal shipped from boot (moto for Secrets Manager), at a scale-in, and refused by name
+fleet-check: venv ## HAProxy on loopback before instances of the baked image: callers (mTLS at the edge), abusive client, rolling replacement, instance lost
 	$(BIN)/python -m harness.timed fleet_check -- $(BIN)/python -m pytest -q -p no:cacheprovider testing/fleet
 
 .PHONY: boot-alone

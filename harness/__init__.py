@@ -26,21 +26,9 @@ so no suite edits sys.path. Its modules:
   cis_forecast    the AMI's CIS rules scanned on Debian 12 (`make cis-forecast`)
 """
 
-import importlib.machinery
-import importlib.util
 from pathlib import Path
 
 # the repository this package lives in
 ROOT = Path(__file__).resolve().parent.parent
 # where every run writes its records, images and reports
 BUILD = ROOT / "build"
-
-
-def program(path):
-    """A role's Python program (installed without a .py suffix) imported as
-    a module, so a test can call its functions."""
-    loader = importlib.machinery.SourceFileLoader(Path(path).name.replace("-", "_"), str(path))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module

@@ -59,17 +59,12 @@ CHECK_FALL = 2
 CHECK_RISE = 2
 
 
-NO_JOURNAL = {"JournalCollectorUrl": "", "JournalClientSecretArn": "",
-              "JournalCollectorCaBase64": "", "JournalCollectorCidr": ""}
-
-
-def fleet_user_data(journal=None):
+def fleet_user_data():
     """The cloud-config the fleet's launch template gives an instance, with
-    this run's values for its parameters (JOURNAL: the journal's collector
-    parameters; none, no collector)."""
+    this run's values for its parameters."""
     return user_data(load(), {"ServerName": SERVER_NAME, "LoadBalancerSubnetCidrs": LB_PEER,
                               "MonitoringCidr": "", "AllowUnauthenticatedCallers": "false",
-                              "ClientSubjects": ALLOWED_SUBJECT, **(journal or NO_JOURNAL)})
+                              "ClientSubjects": ALLOWED_SUBJECT})
 
 
 def make_ssh_key(work, comment):
@@ -80,30 +75,17 @@ def make_ssh_key(work, comment):
     return key
 
 
-def running(pid):
-    """Whether PID is a live process (a zombie left for its parent to reap
-    has exited)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 class Instance:
     """One instance of the baked image, booted by harness/vm.py with the
     fleet's user-data, its 443 forwarded to a port picked up front (HAProxy's
     configuration names it before the instance exists)."""
 
-    def __init__(self, name, workdir, image, ssh_key, port, cpus=1, memory=1024, fleet=True,
-                 user_data=None):
-        """fleet: boot with the fleet's user-data (USER_DATA: the cloud-config
-        to give instead) and time it to its first HTTPS /healthz 200; False,
-        a plain boot (the seed's user only), timed to its SSH banner (the
-        base image, as a reference)."""
+    def __init__(self, name, workdir, image, ssh_key, port, cpus=1, memory=1024, fleet=True):
+        """fleet: boot with the fleet's user-data and time it to its first
+        HTTPS /healthz 200; False, a plain boot (the seed's user only), timed
+        to its SSH banner (the base image, as a reference)."""
         self.name, self.image, self.ssh_key, self.port = name, image, ssh_key, port
         self.cpus, self.memory, self.fleet = cpus, memory, fleet
-        self.user_data = user_data
         self.dir = os.path.join(workdir, name)
         self.state = None
         self.proc = None
@@ -115,8 +97,8 @@ class Instance:
              "--base", self.image, "--ssh-pubkey", self.ssh_key + ".pub",
              "--memory", str(self.memory), "--cpus", str(self.cpus), "--timeout", "600",
              "--forward", f"https={self.port}:443",
-             *(["--healthz", "https", "--user-data-json",
-                 json.dumps(self.user_data or fleet_user_data())] if self.fleet else [])],
+             *(["--healthz", "https", "--user-data-json", json.dumps(fleet_user_data())]
+               if self.fleet else [])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return self
 
@@ -140,19 +122,6 @@ class Instance:
         state then ("running", "degraded", ...), or what ssh said."""
         out = self.ssh(f"timeout {seconds} systemctl is-system-running --wait")
         return out.stdout.strip() or out.stderr.strip()
-
-    def shut_down(self, timeout=180):
-        """Shut the instance down as EC2 does at a termination (systemd's
-        poweroff: every unit's stop runs); seconds until qemu exited, or
-        None when it had not within TIMEOUT (then it is stopped hard)."""
-        started = time.monotonic()
-        self.ssh("sudo systemctl poweroff")
-        while time.monotonic() < started + timeout:
-            if not running(self.state["pid"]):
-                return round(time.monotonic() - started, 1)
-            time.sleep(0.5)
-        self.stop()
-        return None
 
     def kill(self):
         """SIGKILL qemu: the instance is gone at once, as a lost host is."""

@@ -97,8 +97,6 @@ def log_pki(directory):
     issue(directory, "client", "client", ca, cert_suffix="crt")
     stranger = make_ca(directory, "stranger-ca")
     issue(directory, "stranger", "stranger", stranger, "server", collector, cert_suffix="crt")
-    # a client certificate of another CA (a fleet's secret holding the wrong pair)
-    issue(directory, "stranger-client", "client", stranger, cert_suffix="crt")
 
 
 SETS = {"image": image_pki, "log": log_pki}

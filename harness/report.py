@@ -343,42 +343,6 @@ def fleet_section(f, docs_dir):
         if f.get(name):
             filename = fleet_picture(name, f[name], os.path.join(docs_dir, "img"))
             lines += ["", f"![{name}](img/{filename})"]
-    return lines + fleet_journal_rows(f.get("journal"), roll)
-
-
-def fleet_journal_rows(journal, roll):
-    """The journal from boot, at a scale-in, and refused (ADR 0022)."""
-    lines = ["", "### The fleet's journal, from boot (ADR 0022)", ""]
-    if not journal:
-        return lines + ["not measured"]
-    lines += ["The user-data names a real systemd-journal-remote on the controller and a secret "
-              "in moto's Secrets Manager (the instance's credentials from its emulated IMDSv2); "
-              "seconds until each arrived at the collector, from a poll that starts after the "
-              "instance is healthy:", "", "| Instance | the kernel's first line | the boot-time "
-              "unit's line | a request's id |", "|---|---|---|---|"]
-    for name, got in sorted(journal.get("from_boot", {}).items()):
-        arrived = got.get("arrived_seconds", {})
-        kernel, unit = arrived.get("Linux version"), next(
-            (v for k, v in arrived.items() if k.startswith("journal shipping: to")), None)
-        lines.append(f"| {name} | {kernel} | {unit} | {arrived.get(got.get('request_id'))} |")
-    for step in (roll or {}).get("steps", []):
-        if "shut_down_seconds" in step:
-            lines.append(f"\nScale-in of {step['old']}: drained, one last request straight, then "
-                         f"systemd's poweroff ({step['shut_down_seconds']} s to off): that "
-                         f"request {'at' if step['last_request_at_collector'] else 'NOT at'} "
-                         "the collector.")
-    refused = journal.get("refused", {})
-    if refused:
-        lines += ["", "| Refused at boot (on the last instance) | reason named | seconds |",
-                  "|---|---|---|"]
-        lines += [f"| {case} | `{got['reason']}` | {got['seconds']} |"
-                  for case, got in refused.items()]
-        early = journal.get("arrived_while_refused", {})
-        after = journal.get("after_restore", {}).get("arrived", {})
-        lines.append(f"\nRequests made while refused: {len(early)}, at the collector then "
-                     f"{sum(v is not None for v in early.values())}; after a good setting, "
-                     f"{sum(v is not None for v in after.values())} (seconds: "
-                     f"{sorted(v for v in after.values() if v is not None)}).")
     return lines
 
 

@@ -69,21 +69,6 @@ MUTANTS = [
        "!Ref ClientCaBundleS3Bucket, S3Key: !Ref ClientCrlS3Key}\n",
        "      RevocationContents:\n        - {RevocationType: CRL, S3Bucket: "
        "!Ref ClientCaBundleS3Bucket, S3Key: !Ref ClientCaBundleS3Key}\n")]),
-    ("the instances may read every secret", "cfn-lint", "E9007",
-     [("                  Resource: !Ref JournalClientSecretArn\n",
-       '                  Resource: "*"\n')]),
-    ("a second secret beside the journal's", "cfn-lint", "E9007",
-     [("                  Resource: !Ref JournalClientSecretArn\n",
-       "                  Resource:\n                    - !Ref JournalClientSecretArn\n"
-       "                    - !Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
-       "${AWS::AccountId}:secret:other-*\n")]),
-    ("a wildcard action beside the secret", "cfn-lint", "E9007",
-     [("                  Action: secretsmanager:GetSecretValue\n"
-       "                  Resource: !Ref JournalClientSecretArn\n",
-       "                  Action: secretsmanager:GetSecretValue\n"
-       "                  Resource: !Ref JournalClientSecretArn\n"
-       "                - Effect: Allow\n                  Action: secretsmanager:Get*\n"
-       '                  Resource: "*"\n')]),
     ("client rules named by their network (a colliding pair)", "cfn-lint",
      "E0001:Error transforming template: Duplicate",
      [("  ClientCidrs:\n    Type: String\n",

@@ -9,12 +9,10 @@ AWS::LanguageExtensions, so the client slots' loop is expanded.
     E9004  the instance refresh bakes longer than its slowest rollback alarm
     E9005  the instances take 443 from the load balancer's security group only
     E9006  a revocation list given as a parameter is loaded into the trust store
-    E9007  a grant that can read a secret's value names exactly one secret
 """
 
 import json
 import os
-import re
 
 import yaml
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
@@ -236,63 +234,3 @@ class RevocationListLoaded(CloudFormationLintRule):
         return [RuleMatch(["Parameters", "ClientCrlS3Key"],
                           "ClientCrlS3Key is taken but no TrustStoreRevocation loads it into the "
                           "listener's trust store: revoked callers would still be let in")]
-
-
-def statements(value):
-    """The IAM policy statements in VALUE, whatever wraps them (a list, an
-    !If of policies, a policy document)."""
-    if isinstance(value, dict):
-        if "Effect" in value and ("Action" in value or "NotAction" in value):
-            return [value]
-        return [st for v in value.values() for st in statements(v)]
-    if isinstance(value, list):
-        return [st for v in value for st in statements(v)]
-    return []
-
-
-def reads_secrets(statement):
-    """Whether an Allow statement's actions include GetSecretValue (by name
-    or by a wildcard; NotAction counts as everything it does not list)."""
-    if statement.get("Effect") != "Allow":
-        return False
-    if "NotAction" in statement:
-        return True
-    actions = statement["Action"]
-    for action in actions if isinstance(actions, list) else [actions]:
-        if not isinstance(action, str):
-            return True         # computed: assume the worst
-        pattern = action.lower().replace("*", ".*").replace("?", ".")
-        if re.fullmatch(pattern, "secretsmanager:getsecretvalue"):
-            return True
-    return False
-
-
-class OneSecretPerGrant(CloudFormationLintRule):
-    id = "E9007"
-    shortdesc = "A grant that reads a secret names exactly one secret"
-    description = ("Every IAM statement that allows secretsmanager:GetSecretValue (by name or "
-                   "wildcard) has exactly one Resource, a Ref to a parameter (the secret's "
-                   "ARN): never *, a list, NotResource or a wildcard in an ARN. An instance "
-                   "role that can read every secret in the account is one stolen credential "
-                   "away from all of them.")
-    tags = ["supermega", "security"]
-
-    def match(self, cfn):
-        matches = []
-        params = cfn.template.get("Parameters", {})
-        for name, r in cfn.template.get("Resources", {}).items():
-            if not (isinstance(r, dict) and str(r.get("Type", "")).startswith("AWS::IAM::")):
-                continue
-            for st in statements(r.get("Properties", {})):
-                if not reads_secrets(st):
-                    continue
-                resource = st.get("Resource")
-                one = (isinstance(resource, dict) and set(resource) == {"Ref"}
-                       and resource["Ref"] in params)
-                if "NotResource" in st or not one:
-                    matches.append(RuleMatch(
-                        ["Resources", name, "Properties"],
-                        f"{name}: a statement allows secretsmanager:GetSecretValue on "
-                        f"{json.dumps(st.get('Resource', st.get('NotResource')))}, not on "
-                        "exactly one secret (a Ref to the secret's ARN parameter)"))
-        return matches

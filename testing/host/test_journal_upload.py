@@ -11,15 +11,15 @@ run's test PKI (molecule/default/prepare.yml).
    so does a second request's, within 30 s of that request (measured).
 
 Runs in the roles' scenario (molecule/default), whose host_vars name the
-collector at converge time; an image's instance is given its collector at
-boot, from user-data and a secret: `make fleet-check` (testing/fleet) ships
-from those, so here it is skipped, saying so.
+collector; an image's instance ships nothing until one is given to it
+(none at boot yet: docs/adr/0016-journal-upload.md), so there it is skipped, saying so.
 Figures: build/journal-upload.json -> docs/verification.md.
 """
 
 import json
 import os
 import shutil
+import subprocess
 import time
 import urllib.parse
 import uuid
@@ -27,23 +27,55 @@ import uuid
 import pytest
 
 from harness import ROOT
-from harness.journal import Collector
+from harness.processes import terminate
 
 RESULTS = os.path.join(ROOT, "build", "journal-upload.json")
 RUN_DIR = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 PKI = os.path.join(RUN_DIR, "logpki")
+RECEIVER = "/lib/systemd/systemd-journal-remote"
 ARRIVAL_BOUND = 30          # seconds from the request to its id at the collector
 STRANGER_WINDOW = 25        # seconds the stranger collector listens (two upload retries)
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MOLECULE_SCENARIO_NAME") != "default",
-    reason="an image's instance gets its collector at boot (testing/fleet ships from it): "
-           "the converge-time shipping check runs on the roles' VM (molecule/default)")
+    reason="an image's instance is given no log collector (none at its boot yet): the "
+           "shipping check runs on the roles' VM (molecule/default)")
 
 
 def collector_port(host):
     url = host.ansible.get_variables()["journal_upload_url"]
     return urllib.parse.urlsplit(url).port
+
+
+class Collector:
+    """systemd-journal-remote on loopback with a given certificate, by PID."""
+
+    def __init__(self, port, cert, workdir):
+        self.out = os.path.join(workdir, cert)
+        os.makedirs(self.out)
+        self.log = open(self.out + ".log", "w")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [RECEIVER, f"--listen-https=127.0.0.1:{port}", f"--key={PKI}/{cert}.key",
+             f"--cert={PKI}/{cert}.crt", f"--output={self.out}/"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        time.sleep(1)
+        if self.proc.poll() is not None:
+            self.log.close()
+            with open(self.out + ".log") as f:
+                raise AssertionError(f"the collector exited: {f.read()}")
+
+    def received(self):
+        files = [os.path.join(self.out, f) for f in os.listdir(self.out)]
+        if not files:
+            return ""
+        out = subprocess.run(["/usr/bin/journalctl", "--no-pager", "-o", "cat",
+                              *(f"--file={f}" for f in files)],
+                             capture_output=True, text=True)
+        return out.stdout
+
+    def stop(self):
+        terminate(self.proc)
+        self.log.close()
 
 
 def request_with_id(http, rid):
@@ -76,14 +108,14 @@ def test_the_journal_reaches_the_collector_and_only_the_real_one(host, http, tmp
     first, second = f"ship-{uuid.uuid4().hex[:16]}", f"ship-{uuid.uuid4().hex[:16]}"
     figures = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                "host": host.backend.host, "bound_seconds": ARRIVAL_BOUND}
-    stranger = Collector(port, PKI, "stranger", work)
+    stranger = Collector(port, "stranger", work)
     try:
         request_with_id(http, first)
         time.sleep(STRANGER_WINDOW)
         figures["stranger_received_entries"] = len(stranger.received().splitlines())
     finally:
         stranger.stop()
-    collector = Collector(port, PKI, "collector", work)
+    collector = Collector(port, "collector", work)
     try:
         request_with_id(http, second)
         sent = time.monotonic()

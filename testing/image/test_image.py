@@ -26,8 +26,8 @@ MASKED_GENERATORS = ["systemd-cryptsetup-generator", "systemd-integritysetup-gen
                      "systemd-system-update-generator", "systemd-gpt-auto-generator"]
 DEFERRED_UNITS = ["cloud-config.service", "cloud-final.service", "fail2ban.service",
                   "unattended-upgrades.service", "supermega-metrics-config.service",
-                  "supermega-journal-ship.service", "dbus.service", "systemd-logind.service",
-                  "ssh.service", "cron.service", "systemd-user-sessions.service"]
+                  "dbus.service", "systemd-logind.service", "ssh.service", "cron.service",
+                  "systemd-user-sessions.service"]
 pytestmark = pytest.mark.skipif(not INVENTORY, reason="run by molecule test -s image")
 
 

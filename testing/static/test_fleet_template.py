@@ -3,7 +3,6 @@ and the roles really do: it cannot be deployed here, so what it shares with
 the code CI runs is checked statically (make fleet-lint runs cfn-lint and
 checkov on it; this checks the project's own invariants)."""
 
-import base64
 import ipaddress
 import json
 import os
@@ -14,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from harness import ROOT, program
+from harness import ROOT
 from harness.fleet_template import evaluate, load, resource, user_data
 
 EDGE_TOOL = os.path.join(ROOT, "ansible", "roles", "nginx", "files", "supermega-edge-config")
@@ -32,17 +31,7 @@ def role_default(role, name):
 
 SAMPLES = {"ServerName": "api.bank.example", "LoadBalancerSubnetCidrs": "10.20.1.0/24,10.20.2.0/24",
            "MonitoringCidr": "", "AllowUnauthenticatedCallers": "false",
-           "ClientSubjects": "CN=web-tier,O=SuperMega Bank;CN=batch,O=SuperMega Bank",
-           "JournalCollectorUrl": "", "JournalClientSecretArn": "", "JournalCollectorCaBase64": "",
-           "JournalCollectorCidr": ""}
-CLIENT_PAIR_ARN = ("arn:aws:secretsmanager:eu-west-2:123456789012:secret:"
-                   "supermega/journal-client-AbCdEf")
-JOURNAL = {"JournalCollectorUrl": "https://logs.bank.example:19532",
-           "JournalClientSecretArn": CLIENT_PAIR_ARN, "JournalCollectorCidr": "10.40.0.0/24",
-           "JournalCollectorCaBase64": base64.b64encode(
-               b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()}
-SHIP_TOOL = os.path.join(ROOT, "ansible", "roles", "journal_upload", "files",
-                         "supermega-journal-ship")
+           "ClientSubjects": "CN=web-tier,O=SuperMega Bank;CN=batch,O=SuperMega Bank"}
 METRICS_TOOL = os.path.join(ROOT, "ansible", "roles", "metrics", "files",
                             "supermega-metrics-config")
 
@@ -237,67 +226,11 @@ def test_client_networks_are_named_never_everyone(template):
         assert not pattern.match(bad), bad
 
 
-def test_the_instance_role_is_ssm_and_with_a_collector_one_secret(template):
-    """SSM Session Manager; with a journal collector, GetSecretValue on the
-    one secret named, and nothing else (make fleet-lint's rule E9007 holds
-    every GetSecretValue grant to that)."""
+def test_the_instance_role_is_ssm_only(template):
     role = resource(template, "InstanceRole")
+    assert "Policies" not in role
     assert role["ManagedPolicyArns"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"}]
-    condition, (policy,), otherwise = role["Policies"]["Fn::If"]
-    assert condition == "WithJournalShipping" and otherwise == {"Ref": "AWS::NoValue"}
-    assert policy["PolicyDocument"]["Statement"] == [
-        {"Sid": "JournalClientSecret", "Effect": "Allow",
-         "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "JournalClientSecretArn"}}]
-
-
-def test_user_data_gives_the_journal_settings_the_image_applies_and_no_secret(template):
-    """The files the journal_upload role's boot unit reads, accepted by the
-    same program; the secret's ARN only, never a key; none without a
-    collector."""
-    files = {f["path"]: f for f in user_data(template, {**SAMPLES, **JOURNAL})["write_files"]}
-    settings_path = role_default("journal_upload", "journal_upload_boot_settings_file")
-    ca_path = role_default("journal_upload", "journal_upload_boot_ca_file")
-    settings = json.loads(files[settings_path]["content"])
-    assert settings == {"collector_url": "https://logs.bank.example:19532",
-                        "client_secret": CLIENT_PAIR_ARN}
-    checked = program(SHIP_TOOL).validate(settings)
-    assert checked["region"] == "eu-west-2" and checked["aws_endpoint_url"] == ""
-    assert checked["imds_endpoint"] == "http://169.254.169.254"
-    ca = files[ca_path]
-    assert ca["encoding"] == "b64"
-    assert base64.b64decode(ca["content"]).startswith(b"-----BEGIN CERTIFICATE-----")
-    assert "PRIVATE KEY" not in json.dumps(files)
-    without = [f["path"] for f in user_data(template, SAMPLES)["write_files"]]
-    assert settings_path not in without and ca_path not in without
-
-
-def test_the_journal_leaves_by_the_collectors_port_to_its_network_only(template):
-    rule = template["Resources"]["InstanceEgressToCollector"]
-    assert rule["Condition"] == "WithJournalShipping"
-    props = rule["Properties"]
-    assert props["CidrIp"] == {"Ref": "JournalCollectorCidr"}
-    assert props["FromPort"] == props["ToPort"] == {"Ref": "JournalCollectorPort"}
-    assert props["GroupId"] == {"Ref": "InstanceSecurityGroup"}
-
-
-def test_a_terminating_instance_has_time_to_ship_its_journal(template):
-    """The termination hook holds an instance longer than the unit's stop
-    waits for the uploader (the role's flush timeout), with time to spare."""
-    condition, (hook,), otherwise = resource(template, "AutoScalingGroup")[
-        "LifecycleHookSpecificationList"]["Fn::If"]
-    assert condition == "WithJournalShipping" and otherwise == {"Ref": "AWS::NoValue"}
-    assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
-    assert hook["DefaultResult"] == "CONTINUE"
-    flush = role_default("journal_upload", "journal_upload_flush_timeout")
-    assert hook["HeartbeatTimeout"] >= 3 * flush, (hook, flush)
-
-
-def test_a_collector_without_its_ca_secret_or_network_is_refused(template):
-    rule = template["Rules"]["JournalShippingIsComplete"]
-    names = re.findall(r"'Ref': '(Journal\w+)'", str(rule["Assertions"]))
-    assert sorted(names) == ["JournalClientSecretArn", "JournalCollectorCaBase64",
-                             "JournalCollectorCidr"]
 
 
 def test_health_checks_hit_the_unlimited_healthz_on_443(template):

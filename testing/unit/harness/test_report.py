@@ -155,19 +155,3 @@ def test_the_nginx_restart_line_gives_the_first_probe_and_what_was_asserted(tmp_
             "was answered in 3.2 s (curl exit 0, HTTP 200; asserted: answered, 200, within "
             "30 s); in the 10 s after: 700 requests, 0 socket errors.") in text
     assert "| restart nginx | 3.2 s after the command | 900 | 16 | 0 |" in text
-
-
-def test_the_fleet_journal_rows_say_what_arrived_and_what_was_refused():
-    from harness.report import fleet_journal_rows
-    journal = {"from_boot": {"s1": {"request_id": "r1", "arrived_seconds": {
-        "r1": 1.0, "Linux version": 0.0, "journal shipping: to https://10.0.2.2": 0.0}}},
-        "refused": {"the secret missing": {"reason": "secret_not_found", "seconds": 6.1}},
-        "arrived_while_refused": {"a": None}, "after_restore": {"arrived": {"a": 4.0}}}
-    roll = {"steps": [{"old": "s1", "shut_down_seconds": 12.5,
-                       "last_request_at_collector": True}]}
-    text = "\n".join(fleet_journal_rows(journal, roll))
-    assert "| s1 | 0.0 | 0.0 | 1.0 |" in text
-    assert "systemd's poweroff (12.5 s to off): that request at the collector." in text
-    assert "| the secret missing | `secret_not_found` | 6.1 |" in text
-    assert "at the collector then 0; after a good setting, 1 (seconds: [4.0])" in text
-    assert fleet_journal_rows(None, None)[-1] == "not measured"
